@@ -1,0 +1,799 @@
+//! The trained engine: classify a message, calibrate the confidence, decide.
+//!
+//! Training happens when a KB loads. Every intent's examples and its titles become training texts;
+//! `[out_of_scope]` examples become one more class, so "what's the weather" has somewhere to go.
+//!
+//! The decision thresholds are not constants tuned to a data set: they come from the KB itself.
+//! The KB's examples are split into stratified folds (five for small KBs; one 80/20 split for large
+//! ones, to keep load time low); models trained without a fold predict it. On those held-out
+//! predictions the engine
+//! 1. fits a temperature that makes the softmax probabilities honest (minimum log-loss), and
+//! 2. picks the answer threshold and the clarify rule that maximise a support bot's utility: a right
+//!    answer is worth +1, a wrong one costs 1, handing over to a human is neutral, offering two
+//!    options that include the right one is worth 0.6; when the KB has out-of-scope examples, not
+//!    answering them is worth +1 on the same scale (both halves weigh equally).
+//!
+//! The same held-out predictions give `kefu kb check` its per-intent accuracy and confusable pairs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::classifier::{LogReg, TrainOptions, softmax};
+use crate::features::{FeatureSpace, RawFeatures, SparseVec, extract};
+use crate::kb::KnowledgeBase;
+use crate::lang;
+use crate::normalize::normalize;
+use crate::segment::Tokenizer;
+
+/// What to do with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    /// Confident in one intent: answer with it.
+    Answer,
+    /// Two intents are close: ask which one the user meant.
+    Clarify,
+    /// Out of scope or not confident: hand over to a human (or fall back).
+    Escalate,
+}
+
+/// An intent and its calibrated probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Intent id.
+    pub intent: String,
+    /// Calibrated probability, 0..1.
+    pub score: f32,
+}
+
+/// The engine's verdict on one message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Answer, clarify or escalate.
+    pub decision: DecisionKind,
+    /// The intent answered with (answer), the first option (clarify), or the best guess (escalate).
+    pub intent: Option<String>,
+    /// Calibrated probability of `intent`.
+    pub confidence: f32,
+    /// The best in-scope intents, best first (at most three).
+    pub candidates: Vec<Candidate>,
+    /// Probability that the message is out of scope (0 when the KB has no out-of-scope examples).
+    pub out_of_scope: f32,
+    /// The message's language (detected, else the KB's default).
+    pub language: String,
+}
+
+/// Thresholds derived from the KB.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Policy {
+    /// Answer when the best intent's probability reaches this.
+    pub answer_threshold: f32,
+    /// Clarify when the two best intents together reach this…
+    pub clarify_threshold: f32,
+    /// …and the second is at least this fraction of the first.
+    pub clarify_ratio: f32,
+    /// Softmax temperature fitted on held-out predictions.
+    pub temperature: f32,
+}
+
+/// What held-out validation on the KB's own examples showed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    /// Number of folds (1 = a single 80/20 split).
+    pub folds: usize,
+    /// Held-out examples scored.
+    pub examples: usize,
+    /// Held-out in-scope examples whose best intent was right.
+    pub top1_accuracy: f32,
+    /// Held-out in-scope examples answered right or clarified with the right option.
+    pub resolved_rate: f32,
+    /// Held-out examples answered wrongly.
+    pub wrong_answer_rate: f32,
+    /// Held-out out-of-scope examples not answered (None without out-of-scope examples).
+    pub oos_recall: Option<f32>,
+    /// Per intent: (id, held-out examples, top-1 correct).
+    pub per_intent: Vec<(String, usize, usize)>,
+    /// Most confused (gold, predicted, count), most frequent first.
+    pub confusions: Vec<(String, String, usize)>,
+}
+
+/// Training settings for the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Threads used for training folds (default: available cores).
+    pub threads: usize,
+    /// Passes over the data (default: by KB size).
+    pub epochs: Option<usize>,
+    /// L2 penalty per example (default: the classifier's).
+    pub l2: Option<f32>,
+    /// Feature dropout while training (default: the classifier's).
+    pub dropout: Option<f32>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            epochs: None,
+            l2: None,
+            dropout: None,
+        }
+    }
+}
+
+/// A KB with its trained classifier and policy.
+#[derive(Debug)]
+pub struct Engine {
+    kb: KnowledgeBase,
+    tokenizer: Tokenizer,
+    space: FeatureSpace,
+    model: LogReg,
+    /// Class index → intent index; `None` is the out-of-scope class.
+    labels: Vec<Option<usize>>,
+    policy: Policy,
+    validation: Validation,
+}
+
+/// A held-out prediction: gold class and logits.
+struct HeldOut {
+    gold: usize,
+    logits: Vec<f32>,
+}
+
+impl Engine {
+    /// Trains the engine on a KB with default options.
+    pub fn train(kb: KnowledgeBase) -> Engine {
+        Self::train_with(kb, EngineOptions::default())
+    }
+
+    /// Trains the engine on a KB.
+    pub fn train_with(kb: KnowledgeBase, opts: EngineOptions) -> Engine {
+        let tokenizer = Tokenizer::new(&kb.vocabulary);
+        let mut labels: Vec<Option<usize>> = (0..kb.intents.len()).map(Some).collect();
+        let oos_class = if kb.out_of_scope.iter().any(|(_, v)| !v.is_empty()) {
+            labels.push(None);
+            Some(labels.len() - 1)
+        } else {
+            None
+        };
+        // Training texts: (text, class, is_title).
+        let mut texts: Vec<(&str, usize, bool)> = Vec::new();
+        for (c, intent) in kb.intents.iter().enumerate() {
+            texts.extend(intent.all_examples().map(|e| (e, c, false)));
+            texts.extend(intent.title.iter().map(|(_, t)| (t.as_str(), c, true)));
+        }
+        if let Some(c) = oos_class {
+            texts.extend(
+                kb.out_of_scope
+                    .iter()
+                    .flat_map(|(_, v)| v.iter().map(move |e| (e.as_str(), c, false))),
+            );
+        }
+        let raw: Vec<RawFeatures> = texts
+            .iter()
+            .map(|(t, _, _)| {
+                let n = normalize(t);
+                let tokens = tokenizer.tokens(&n);
+                extract(&n, &tokens)
+            })
+            .collect();
+        let space = FeatureSpace::fit(&raw);
+        let x: Vec<SparseVec> = raw.iter().map(|r| space.vectorize(r)).collect();
+        drop(raw);
+        let y: Vec<u32> = texts.iter().map(|(_, c, _)| *c as u32).collect();
+        let weights = vec![1f32; x.len()];
+        let classes = labels.len();
+        let defaults = TrainOptions::default();
+        let train_opts = TrainOptions {
+            epochs: opts.epochs.unwrap_or_else(|| epochs_for(x.len())),
+            l2: opts.l2.unwrap_or(defaults.l2),
+            dropout: opts.dropout.unwrap_or(defaults.dropout),
+            ..defaults
+        };
+
+        // Folds over non-title examples, stratified by class.
+        let examples = texts.iter().filter(|t| !t.2).count();
+        let (folds, used_folds) = if examples <= 4000 { (5, 5) } else { (5, 1) };
+        let mut fold_of = vec![usize::MAX; x.len()]; // MAX: always trained on (titles)
+        let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+        for (i, t) in texts.iter().enumerate() {
+            if !t.2 {
+                per_class[t.1].push(i);
+            }
+        }
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut offset = 0;
+        for members in &mut per_class {
+            for i in (1..members.len()).rev() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                members.swap(i, (rng % (i as u64 + 1)) as usize);
+            }
+            for (k, &i) in members.iter().enumerate() {
+                fold_of[i] = (k + offset) % folds;
+            }
+            offset += members.len();
+        }
+
+        // Jobs: job 0 is the full model; job f+1 trains without fold f.
+        let jobs = used_folds + 1;
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<(usize, Option<LogReg>, Vec<HeldOut>)> = Vec::new();
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..opts.threads.clamp(1, jobs))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let job = next.fetch_add(1, Ordering::Relaxed);
+                            if job >= jobs {
+                                break done;
+                            }
+                            if job == 0 {
+                                let m = LogReg::train(
+                                    &x,
+                                    &y,
+                                    &weights,
+                                    space.len(),
+                                    classes,
+                                    train_opts,
+                                );
+                                done.push((0, Some(m), Vec::new()));
+                                continue;
+                            }
+                            let fold = job - 1;
+                            let keep: Vec<usize> =
+                                (0..x.len()).filter(|&i| fold_of[i] != fold).collect();
+                            let xs: Vec<SparseVec> = keep.iter().map(|&i| x[i].clone()).collect();
+                            let ys: Vec<u32> = keep.iter().map(|&i| y[i]).collect();
+                            let ws: Vec<f32> = keep.iter().map(|&i| weights[i]).collect();
+                            let m = LogReg::train(&xs, &ys, &ws, space.len(), classes, train_opts);
+                            let held = (0..x.len())
+                                .filter(|&i| fold_of[i] == fold)
+                                .map(|i| {
+                                    let mut logits = vec![0f32; classes];
+                                    m.scores(&x[i], &mut logits);
+                                    HeldOut {
+                                        gold: y[i] as usize,
+                                        logits,
+                                    }
+                                })
+                                .collect();
+                            done.push((job, None, held));
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                if let Ok(done) = w.join() {
+                    results.extend(done);
+                }
+            }
+        });
+        let mut model = None;
+        let mut held = Vec::new();
+        for (job, m, h) in results {
+            if job == 0 {
+                model = m;
+            }
+            held.extend(h);
+        }
+        let model = model
+            .unwrap_or_else(|| LogReg::train(&x, &y, &weights, space.len(), classes, train_opts));
+        let (policy, validation) = derive_policy(&kb, &labels, &held, used_folds);
+        Engine {
+            kb,
+            tokenizer,
+            space,
+            model,
+            labels,
+            policy,
+            validation,
+        }
+    }
+
+    /// The knowledge base the engine was trained on.
+    pub fn kb(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+
+    /// The thresholds derived from the KB.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Held-out validation figures.
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// Calibrated class probabilities of a message (classes: intents, then out-of-scope if any).
+    fn probabilities(&self, text: &str) -> Vec<f32> {
+        let n = normalize(text);
+        let tokens = self.tokenizer.tokens(&n);
+        let x = self.space.vectorize(&extract(&n, &tokens));
+        let mut p = vec![0f32; self.labels.len()];
+        self.model.scores(&x, &mut p);
+        calibrate(&mut p, self.policy.temperature);
+        p
+    }
+
+    /// Classifies a message and decides what to do with it.
+    pub fn decide(&self, text: &str) -> Decision {
+        let language = lang::detect(text)
+            .filter(|l| *l != "und")
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.kb.default_language().to_owned());
+        let p = self.probabilities(text);
+        let verdict = apply_policy(&Top::of(&p, &self.labels), &self.policy);
+        let mut ranked: Vec<(usize, f32)> = self
+            .labels
+            .iter()
+            .zip(&p)
+            .filter_map(|(l, &s)| l.map(|i| (i, s)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let candidates = ranked
+            .iter()
+            .take(3)
+            .map(|&(i, s)| Candidate {
+                intent: self.kb.intents[i].id.clone(),
+                score: s,
+            })
+            .collect();
+        let out_of_scope = self
+            .labels
+            .iter()
+            .zip(&p)
+            .find(|(l, _)| l.is_none())
+            .map_or(0.0, |(_, &s)| s);
+        let (intent, confidence) = match verdict.first.or(ranked.first().map(|r| r.0)) {
+            // Intents occupy the first classes, in KB order.
+            Some(i) => (Some(self.kb.intents[i].id.clone()), p[i]),
+            None => (None, 0.0),
+        };
+        Decision {
+            decision: verdict.kind,
+            intent,
+            confidence,
+            candidates,
+            out_of_scope,
+            language,
+        }
+    }
+
+    /// The text to send for a decision, in the decision's language.
+    pub fn reply(&self, d: &Decision) -> String {
+        let default = self.kb.meta.default_language.as_deref();
+        let zh = d.language == "zh";
+        match d.decision {
+            DecisionKind::Answer => d
+                .intent
+                .as_deref()
+                .and_then(|id| self.kb.intent(id))
+                .map(|i| i.answer_in(&d.language, default).to_owned())
+                .unwrap_or_default(),
+            DecisionKind::Clarify => {
+                let titles: Vec<&str> = d
+                    .candidates
+                    .iter()
+                    .take(2)
+                    .filter_map(|c| self.kb.intent(&c.intent))
+                    .map(|i| i.title_in(&d.language, default))
+                    .collect();
+                match (zh, titles.as_slice()) {
+                    (true, [a, b]) => format!("您是想问「{a}」还是「{b}」？"),
+                    (false, [a, b]) => {
+                        format!("Did you mean \u{201c}{a}\u{201d} or \u{201c}{b}\u{201d}?")
+                    }
+                    _ => String::new(),
+                }
+            }
+            DecisionKind::Escalate if zh => {
+                "抱歉，这个问题我暂时无法回答。我可以为您转接人工客服。".to_owned()
+            }
+            DecisionKind::Escalate => {
+                "Sorry, I don't have an answer for that. I can pass you to a human agent."
+                    .to_owned()
+            }
+        }
+    }
+}
+
+fn epochs_for(n: usize) -> usize {
+    // Small KBs need more passes to converge; large ones converge in a few and pay per pass.
+    (50_000 / n.max(1)).clamp(3, 30)
+}
+
+fn calibrate(logits: &mut [f32], temperature: f32) {
+    logits.iter_mut().for_each(|v| *v /= temperature);
+    softmax(logits);
+}
+
+struct Verdict {
+    kind: DecisionKind,
+    /// Answered intent, or the first clarify option.
+    first: Option<usize>,
+    second: Option<usize>,
+}
+
+/// The two best in-scope classes and the out-of-scope probability: all a policy looks at.
+#[derive(Debug, Clone, Copy)]
+struct Top {
+    best: Option<(usize, f32)>,
+    second: Option<(usize, f32)>,
+    oos: f32,
+}
+
+impl Top {
+    fn of(p: &[f32], labels: &[Option<usize>]) -> Top {
+        let mut top = Top {
+            best: None,
+            second: None,
+            oos: 0.0,
+        };
+        for (c, &s) in p.iter().enumerate() {
+            match labels[c] {
+                None => top.oos = s,
+                Some(i) => {
+                    if top.best.is_none_or(|b| s > b.1) {
+                        top.second = top.best;
+                        top.best = Some((i, s));
+                    } else if top.second.is_none_or(|b| s > b.1) {
+                        top.second = Some((i, s));
+                    }
+                }
+            }
+        }
+        top
+    }
+}
+
+fn apply_policy(top: &Top, policy: &Policy) -> Verdict {
+    let escalate = Verdict {
+        kind: DecisionKind::Escalate,
+        first: None,
+        second: None,
+    };
+    let Some((best, p1)) = top.best else {
+        return escalate;
+    };
+    if top.oos >= p1 {
+        return escalate;
+    }
+    if p1 >= policy.answer_threshold {
+        return Verdict {
+            kind: DecisionKind::Answer,
+            first: Some(best),
+            second: None,
+        };
+    }
+    if let Some((second, p2)) = top.second
+        && p1 + p2 >= policy.clarify_threshold
+        && p2 >= policy.clarify_ratio * p1
+        && top.oos < p2
+    {
+        return Verdict {
+            kind: DecisionKind::Clarify,
+            first: Some(best),
+            second: Some(second),
+        };
+    }
+    escalate
+}
+
+/// Utility of one held-out decision (see the module doc).
+fn utility(v: &Verdict, gold: Option<usize>) -> f32 {
+    match (gold, v.kind) {
+        (Some(g), DecisionKind::Answer) => {
+            if v.first == Some(g) {
+                1.0
+            } else {
+                -1.0
+            }
+        }
+        (Some(g), DecisionKind::Clarify) => {
+            if v.first == Some(g) || v.second == Some(g) {
+                0.6
+            } else {
+                -0.3
+            }
+        }
+        (Some(_), DecisionKind::Escalate) => 0.0,
+        (None, DecisionKind::Answer) => -1.0,
+        (None, DecisionKind::Clarify) => -0.3,
+        (None, DecisionKind::Escalate) => 1.0,
+    }
+}
+
+fn derive_policy(
+    kb: &KnowledgeBase,
+    labels: &[Option<usize>],
+    held: &[HeldOut],
+    folds: usize,
+) -> (Policy, Validation) {
+    // 1. Temperature: minimum mean log-loss of the gold class.
+    let temps = [
+        0.25f32, 0.35, 0.5, 0.6, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 4.0,
+    ];
+    let mut temperature = 1.0;
+    let mut best_loss = f32::MAX;
+    for &t in &temps {
+        let mut loss = 0.0;
+        for h in held {
+            let mut p = h.logits.clone();
+            calibrate(&mut p, t);
+            loss -= p[h.gold].max(1e-9).ln();
+        }
+        if loss < best_loss {
+            best_loss = loss;
+            temperature = t;
+        }
+    }
+    let probs: Vec<(Top, Option<usize>)> = held
+        .iter()
+        .map(|h| {
+            let mut p = h.logits.clone();
+            calibrate(&mut p, temperature);
+            (Top::of(&p, labels), labels[h.gold])
+        })
+        .collect();
+    let n_in = probs.iter().filter(|(_, g)| g.is_some()).count().max(1) as f32;
+    let n_oos = probs.iter().filter(|(_, g)| g.is_none()).count();
+
+    // 2. Thresholds: maximise utility over a grid.
+    let score = |policy: &Policy| -> f32 {
+        let (mut u_in, mut u_oos) = (0.0, 0.0);
+        for (p, gold) in &probs {
+            let u = utility(&apply_policy(p, policy), *gold);
+            if gold.is_some() {
+                u_in += u
+            } else {
+                u_oos += u
+            }
+        }
+        u_in / n_in + if n_oos > 0 { u_oos / n_oos as f32 } else { 0.0 }
+    };
+    let mut policy = Policy {
+        answer_threshold: 0.5,
+        clarify_threshold: 1.1,
+        clarify_ratio: 0.5,
+        temperature,
+    };
+    let mut best_u = f32::MIN;
+    if !probs.is_empty() {
+        for a in (2..=38).map(|i| i as f32 * 0.025) {
+            for c in (0..=12).map(|i| a + i as f32 * 0.05).chain([1.1]) {
+                for r in [0.3, 0.5, 0.7] {
+                    let candidate = Policy {
+                        answer_threshold: a,
+                        clarify_threshold: c,
+                        clarify_ratio: r,
+                        temperature,
+                    };
+                    let u = score(&candidate);
+                    if u > best_u + 1e-6 {
+                        best_u = u;
+                        policy = candidate;
+                    }
+                }
+            }
+        }
+    }
+
+    // 3. Validation report with the chosen policy.
+    let mut per_intent: Vec<(String, usize, usize)> =
+        kb.intents.iter().map(|i| (i.id.clone(), 0, 0)).collect();
+    let mut confusions: HashMap<(usize, usize), usize> = HashMap::new();
+    let (mut top1, mut resolved, mut wrong, mut oos_kept) = (0usize, 0usize, 0usize, 0usize);
+    for (top, gold) in &probs {
+        let v = apply_policy(top, &policy);
+        let best_in = top.best.map(|b| b.0);
+        match gold {
+            Some(g) => {
+                per_intent[*g].1 += 1;
+                if best_in == Some(*g) {
+                    top1 += 1;
+                    per_intent[*g].2 += 1;
+                } else if let Some(b) = best_in {
+                    *confusions.entry((*g, b)).or_default() += 1;
+                }
+                let ok = match v.kind {
+                    DecisionKind::Answer => v.first == Some(*g),
+                    DecisionKind::Clarify => v.first == Some(*g) || v.second == Some(*g),
+                    DecisionKind::Escalate => false,
+                };
+                resolved += usize::from(ok);
+                wrong += usize::from(v.kind == DecisionKind::Answer && v.first != Some(*g));
+            }
+            None => {
+                if v.kind == DecisionKind::Answer {
+                    wrong += 1;
+                } else {
+                    oos_kept += 1;
+                }
+            }
+        }
+    }
+    let mut confusions: Vec<(String, String, usize)> = confusions
+        .into_iter()
+        .map(|((g, b), n)| (kb.intents[g].id.clone(), kb.intents[b].id.clone(), n))
+        .collect();
+    confusions.sort_by(|a, b| {
+        b.2.cmp(&a.2)
+            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    confusions.truncate(20);
+    let total = probs.len().max(1) as f32;
+    let validation = Validation {
+        folds,
+        examples: probs.len(),
+        top1_accuracy: top1 as f32 / n_in,
+        resolved_rate: resolved as f32 / n_in,
+        wrong_answer_rate: wrong as f32 / total,
+        oos_recall: (n_oos > 0).then(|| oos_kept as f32 / n_oos as f32),
+        per_intent,
+        confusions,
+    };
+    (policy, validation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kb::parse_sources;
+    use std::path::Path;
+
+    const KB: &str = r#"
+[meta]
+default_language = "zh"
+
+[[intent]]
+id = "withdrawal.failed"
+title = { zh = "提币失败", en = "Withdrawal failed" }
+examples = { zh = ["提币失败", "提现失败了怎么办", "提币一直失败", "为什么提不了币", "提币被拒绝了"], en = ["withdrawal failed", "cannot withdraw", "my withdrawal was rejected"] }
+answer = { zh = "请检查提币地址和网络。", en = "Check the address and network." }
+
+[[intent]]
+id = "deposit.missing"
+title = { zh = "充值未到账", en = "Deposit not credited" }
+examples = { zh = ["充值没到账", "充币一直不到", "充的usdt没有到账", "入金没显示", "充值不到账怎么办"], en = ["deposit not credited", "my deposit is missing", "deposit not arrived"] }
+answer = { zh = "请提供交易哈希。", en = "Please send the transaction hash." }
+
+[[intent]]
+id = "account.locked"
+title = { zh = "账户被锁", en = "Account locked" }
+examples = { zh = ["账户被锁了", "账号冻结了", "登录不了账户被锁定", "账户被冻结怎么办", "帐号锁住了"], en = ["account locked", "my account is frozen", "account was suspended"] }
+answer = { zh = "请联系客服解锁。", en = "Contact support to unlock it." }
+
+[out_of_scope]
+examples = { zh = ["今天天气怎么样", "给我讲个笑话", "你喜欢吃什么", "帮我写作业", "北京明天下雨吗"], en = ["what's the weather", "tell me a joke", "write my homework"] }
+
+[vocabulary]
+synonyms = [["提币", "提现", "出金"], ["充值", "充币", "入金"]]
+"#;
+
+    fn engine() -> Engine {
+        let kb =
+            parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), KB)]).expect("valid KB");
+        Engine::train(kb)
+    }
+
+    #[test]
+    fn a_clear_question_is_answered_in_its_language() {
+        let e = engine();
+        let d = e.decide("提币失败了");
+        assert_eq!(d.decision, DecisionKind::Answer, "{d:?}");
+        assert_eq!(d.intent.as_deref(), Some("withdrawal.failed"));
+        assert_eq!(d.language, "zh");
+        assert_eq!(e.reply(&d), "请检查提币地址和网络。");
+        let d = e.decide("my withdrawal failed");
+        assert_eq!(d.intent.as_deref(), Some("withdrawal.failed"));
+        assert_eq!(d.language, "en");
+    }
+
+    #[test]
+    fn synonyms_carry_meaning_to_unseen_words() {
+        let e = engine();
+        assert_eq!(
+            e.decide("出金失败").intent.as_deref(),
+            Some("withdrawal.failed")
+        );
+        assert_eq!(
+            e.decide("入金没到").intent.as_deref(),
+            Some("deposit.missing")
+        );
+    }
+
+    #[test]
+    fn out_of_scope_messages_are_not_answered() {
+        let e = engine();
+        let d = e.decide("明天天气怎么样");
+        assert_ne!(d.decision, DecisionKind::Answer, "{d:?}");
+        assert!(d.out_of_scope > 0.3, "{d:?}");
+    }
+
+    #[test]
+    fn candidates_are_ranked_and_probabilities() {
+        let e = engine();
+        let d = e.decide("账户被锁");
+        assert_eq!(d.candidates.len(), 3);
+        assert!(d.candidates.windows(2).all(|w| w[0].score >= w[1].score));
+        let total: f32 = d.candidates.iter().map(|c| c.score).sum::<f32>() + d.out_of_scope;
+        assert!((total - 1.0).abs() < 1e-3, "{total}");
+    }
+
+    #[test]
+    fn the_policy_answers_above_the_threshold_and_clarifies_close_pairs() {
+        let labels = [Some(0), Some(1), None];
+        let policy = Policy {
+            answer_threshold: 0.6,
+            clarify_threshold: 0.8,
+            clarify_ratio: 0.5,
+            temperature: 1.0,
+        };
+        let apply = |p: &[f32]| apply_policy(&Top::of(p, &labels), &policy);
+        let v = apply(&[0.7, 0.2, 0.1]);
+        assert_eq!((v.kind, v.first), (DecisionKind::Answer, Some(0)));
+        let v = apply(&[0.45, 0.4, 0.15]);
+        assert_eq!(
+            (v.kind, v.first, v.second),
+            (DecisionKind::Clarify, Some(0), Some(1))
+        );
+        let v = apply(&[0.45, 0.1, 0.45]);
+        assert_eq!(v.kind, DecisionKind::Escalate, "out of scope ties win");
+        let v = apply(&[0.5, 0.2, 0.3]);
+        assert_eq!(
+            v.kind,
+            DecisionKind::Escalate,
+            "second option too weak to clarify"
+        );
+        let v = apply(&[0.1, 0.1, 0.8]);
+        assert_eq!(v.kind, DecisionKind::Escalate);
+    }
+
+    #[test]
+    fn thresholds_come_from_the_kb_not_from_constants() {
+        let e = engine();
+        let v = e.validation();
+        assert_eq!(v.folds, 5);
+        assert_eq!(v.examples, 24 + 8, "every example is held out once");
+        let p = e.policy();
+        assert!(
+            p.answer_threshold > 0.0 && p.answer_threshold < 1.0,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn clarify_reply_names_both_titles() {
+        let e = engine();
+        let d = Decision {
+            decision: DecisionKind::Clarify,
+            intent: Some("withdrawal.failed".into()),
+            confidence: 0.4,
+            candidates: vec![
+                Candidate {
+                    intent: "withdrawal.failed".into(),
+                    score: 0.4,
+                },
+                Candidate {
+                    intent: "deposit.missing".into(),
+                    score: 0.35,
+                },
+            ],
+            out_of_scope: 0.1,
+            language: "en".into(),
+        };
+        assert_eq!(
+            e.reply(&d),
+            "Did you mean \u{201c}Withdrawal failed\u{201d} or \u{201c}Deposit not credited\u{201d}?"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Sparse TF-IDF features that suit both scripts.
+//!
+//! Three groups, each L2-normalised on its own (so no group drowns the others):
+//! 1. **words**: canonical tokens (jieba words, English stems, synonyms folded) and token bigrams;
+//! 2. **characters of the text**: character n-grams inside each space-separated piece of the
+//!    normalised text, padded with a boundary mark: 1–4 for Chinese runs (a single character such
+//!    as 币 carries meaning), 2–5 for Latin words (robust to typos and inflection);
+//! 3. **characters of the tokens**: the same n-grams over the canonical tokens, so synonyms and
+//!    stems also reach the character level.
+//!
+//! N-grams are hashed to 64 bits (no allocation per n-gram); the feature space keeps only n-grams
+//! seen in training, with sublinear term frequency and smoothed inverse document frequency.
+
+use std::collections::HashMap;
+
+use crate::normalize::is_cjk;
+
+/// A sparse vector: sorted feature indices and their values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SparseVec {
+    /// Feature indices, ascending.
+    pub idx: Vec<u32>,
+    /// Values, same length as `idx`.
+    pub val: Vec<f32>,
+}
+
+/// Hashed n-grams of one text, per feature group, before weighting.
+#[derive(Debug, Clone, Default)]
+pub struct RawFeatures {
+    hashes: Vec<u64>,
+}
+
+const GROUPS: usize = 3;
+const GROUP_SHIFT: u32 = 62;
+
+/// Extracts the hashed n-grams of a text from its normalised form and canonical tokens.
+pub fn extract(normalized: &str, tokens: &[String]) -> RawFeatures {
+    let mut hashes = Vec::with_capacity(normalized.len() * 4 + tokens.len() * 12);
+    // Group 0: tokens and token bigrams.
+    for (i, t) in tokens.iter().enumerate() {
+        hashes.push(tag(0, hash_parts(&[t.as_bytes()])));
+        if let Some(next) = tokens.get(i + 1) {
+            hashes.push(tag(
+                0,
+                hash_parts(&[t.as_bytes(), b"\x1f", next.as_bytes()]),
+            ));
+        }
+    }
+    // Group 1: character n-grams of the normalised text's pieces.
+    for piece in normalized.split(' ').filter(|p| !p.is_empty()) {
+        char_ngrams(piece, 1, &mut hashes);
+    }
+    // Group 2: character n-grams of the canonical tokens.
+    for t in tokens {
+        char_ngrams(t, 2, &mut hashes);
+    }
+    RawFeatures { hashes }
+}
+
+fn char_ngrams(word: &str, group: u64, out: &mut Vec<u64>) {
+    let cjk = word.chars().next().is_some_and(is_cjk);
+    let (lo, hi) = if cjk { (1, 4) } else { (2, 5) };
+    // The padded word: a start mark, each character's bytes, an end mark.
+    let mut units: Vec<&[u8]> = Vec::with_capacity(word.len() + 2);
+    units.push(b"\x02");
+    units.extend(
+        word.char_indices()
+            .map(|(i, c)| &word.as_bytes()[i..i + c.len_utf8()]),
+    );
+    units.push(b"\x03");
+    for n in lo..=hi.min(units.len()) {
+        for window in units.windows(n) {
+            if n == 1 && (window[0] == b"\x02" || window[0] == b"\x03") {
+                continue; // a lone boundary mark carries nothing
+            }
+            out.push(tag(group, hash_parts(window)));
+        }
+    }
+}
+
+fn tag(group: u64, h: u64) -> u64 {
+    (h >> 2) | (group << GROUP_SHIFT)
+}
+
+fn hash_parts(parts: &[&[u8]]) -> u64 {
+    // FNV-1a, 64-bit: fast on the short strings n-grams are, and stable across runs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The vocabulary of n-grams seen in training, with their IDF weights.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureSpace {
+    index: HashMap<u64, u32>,
+    idf: Vec<f32>,
+}
+
+impl FeatureSpace {
+    /// Builds the space from training texts' features.
+    pub fn fit(docs: &[RawFeatures]) -> Self {
+        let mut index: HashMap<u64, u32> = HashMap::new();
+        let mut df: Vec<u32> = Vec::new();
+        let mut seen = Vec::new();
+        for d in docs {
+            seen.clear();
+            seen.extend_from_slice(&d.hashes);
+            seen.sort_unstable();
+            seen.dedup();
+            for &h in &seen {
+                let next = index.len() as u32;
+                let i = *index.entry(h).or_insert(next) as usize;
+                if i == df.len() {
+                    df.push(0);
+                }
+                df[i] += 1;
+            }
+        }
+        let n = docs.len() as f32;
+        let idf = df
+            .iter()
+            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        FeatureSpace { index, idf }
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.idf.len()
+    }
+
+    /// True when no feature was seen in training.
+    pub fn is_empty(&self) -> bool {
+        self.idf.is_empty()
+    }
+
+    /// Weighted, per-group L2-normalised vector; n-grams unseen in training are dropped.
+    pub fn vectorize(&self, raw: &RawFeatures) -> SparseVec {
+        let mut known: Vec<(u32, u8)> = raw
+            .hashes
+            .iter()
+            .filter_map(|h| self.index.get(h).map(|&i| (i, (h >> GROUP_SHIFT) as u8)))
+            .collect();
+        known.sort_unstable();
+        let mut out = SparseVec {
+            idx: Vec::with_capacity(known.len()),
+            val: Vec::with_capacity(known.len()),
+        };
+        let mut group_of = Vec::with_capacity(known.len());
+        let mut norms = [0f32; GROUPS];
+        let mut k = 0;
+        while k < known.len() {
+            let (i, g) = known[k];
+            let mut count = 0;
+            while k < known.len() && known[k].0 == i {
+                count += 1;
+                k += 1;
+            }
+            let w = (1.0 + (count as f32).ln()) * self.idf[i as usize];
+            norms[g as usize] += w * w;
+            out.idx.push(i);
+            out.val.push(w);
+            group_of.push(g);
+        }
+        for (v, g) in out.val.iter_mut().zip(&group_of) {
+            let n = norms[*g as usize].sqrt();
+            if n > 0.0 {
+                *v /= n;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grams(word: &str) -> usize {
+        let mut v = Vec::new();
+        char_ngrams(word, 1, &mut v);
+        v.len()
+    }
+
+    #[test]
+    fn latin_words_give_padded_two_to_five_grams() {
+        // " ab " has 4 positions: 3 bigrams, 2 trigrams, 1 four-gram.
+        assert_eq!(grams("ab"), 6);
+    }
+
+    #[test]
+    fn chinese_runs_include_single_characters() {
+        // "提币" padded: unigrams 提, 币; bigrams ^提, 提币, 币$; trigrams ^提币, 提币$; 4-gram ^提币$.
+        assert_eq!(grams("提币"), 8);
+    }
+
+    #[test]
+    fn the_same_text_gives_the_same_vector_and_unseen_grams_are_dropped() {
+        let a = extract("usdt 提币", &["usdt".into(), "提币".into()]);
+        let space = FeatureSpace::fit(std::slice::from_ref(&a));
+        let v1 = space.vectorize(&a);
+        assert_eq!(
+            v1,
+            space.vectorize(&extract("usdt 提币", &["usdt".into(), "提币".into()]))
+        );
+        let unseen = space.vectorize(&extract("weather", &["weather".into()]));
+        assert!(unseen.idx.is_empty());
+    }
+
+    #[test]
+    fn each_group_has_unit_norm() {
+        let a = extract("usdt 提币", &["usdt".into(), "提币".into()]);
+        let b = extract("btc", &["btc".into()]);
+        let space = FeatureSpace::fit(&[a.clone(), b]);
+        let v = space.vectorize(&a);
+        let total: f32 = v.val.iter().map(|x| x * x).sum();
+        assert!(
+            (total - 3.0).abs() < 1e-4,
+            "three groups of norm 1, got {total}"
+        );
+    }
+}
