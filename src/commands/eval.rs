@@ -1,0 +1,258 @@
+//! `kefu eval`: score the NLU on labelled cases with the metrics of `shared/contracts/kb-format.md`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+use kefu_nlu::engine::DecisionKind;
+use serde::{Deserialize, Serialize};
+
+use super::{Failure, load_engine, peak_rss_mib};
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    intent: Option<String>,
+}
+
+/// The figures `kefu eval --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cases: usize,
+    pub top1_accuracy: f64,
+    pub resolved_rate: f64,
+    pub wrong_answer_rate: f64,
+    pub oos_recall: Option<f64>,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// In-scope cases.
+    pub in_scope: usize,
+    /// Out-of-scope cases.
+    pub out_of_scope: usize,
+    /// All cases answered with some intent.
+    pub answer_rate: f64,
+    /// All cases where the bot asked "did you mean A or B?".
+    pub clarify_rate: f64,
+    /// All cases handed to a human.
+    pub escalate_rate: f64,
+    /// Out-of-scope cases that were clarified rather than escalated (they count as not answered).
+    pub oos_clarified: Option<f64>,
+    pub intents: usize,
+    pub kb_examples: usize,
+    pub kb_load_ms: f64,
+    pub train_ms: f64,
+    pub peak_rss_mib: Option<f64>,
+    pub answer_threshold: f32,
+    pub clarify_threshold: f32,
+    pub temperature: f32,
+    /// Most confused (gold, best-ranked) pairs, most frequent first.
+    pub confusions: Vec<(String, String, usize)>,
+}
+
+fn read_cases(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Case>, Failure> {
+    let file = std::fs::File::open(path)
+        .with_context(|| {
+            format!(
+                "cannot open cases file {}; fix: check the path",
+                path.display()
+            )
+        })
+        .map_err(Failure::BadInput)?;
+    let mut cases = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line
+            .with_context(|| format!("reading {}", path.display()))
+            .map_err(Failure::BadInput)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: Case = serde_json::from_str(&line).map_err(|e| {
+            Failure::BadInput(anyhow!(
+                "{}:{}: {e}; fix: each line must be a JSON object like {{\"text\": \"…\", \"intent\": \"id\" or null}}",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        if let Some(id) = &case.intent
+            && !known(id)
+        {
+            return Err(Failure::BadInput(anyhow!(
+                "{}:{}: intent {id:?} is not in the knowledge base; fix: use an intent id from the KB, or null for out-of-scope",
+                path.display(),
+                n + 1
+            )));
+        }
+        cases.push(case);
+    }
+    if cases.is_empty() {
+        return Err(Failure::BadInput(anyhow!(
+            "{}: no cases; fix: add JSON Lines cases",
+            path.display()
+        )));
+    }
+    Ok(cases)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
+    let loaded = load_engine(kb)?;
+    let engine = &loaded.engine;
+    let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
+    let bar = if cases.len() >= 1000 {
+        ProgressBar::new(cases.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut micros = Vec::with_capacity(cases.len());
+    let (mut in_scope, mut top1, mut resolved, mut wrong, mut oos, mut oos_kept, mut oos_clarified) =
+        (0, 0, 0, 0, 0, 0, 0);
+    let (mut answered, mut clarified, mut escalated) = (0, 0, 0);
+    let mut confusions: HashMap<(String, String), usize> = HashMap::new();
+    for case in &cases {
+        let t = Instant::now();
+        let d = engine.decide(&case.text);
+        micros.push(t.elapsed().as_secs_f64() * 1e6);
+        bar.inc(1);
+        let best = d.candidates.first().map(|c| c.intent.as_str());
+        match d.decision {
+            DecisionKind::Answer => answered += 1,
+            DecisionKind::Clarify => clarified += 1,
+            DecisionKind::Escalate => escalated += 1,
+        }
+        match &case.intent {
+            Some(gold) => {
+                in_scope += 1;
+                if best == Some(gold.as_str()) {
+                    top1 += 1;
+                } else if let Some(b) = best {
+                    *confusions.entry((gold.clone(), b.to_owned())).or_default() += 1;
+                }
+                let ok = match d.decision {
+                    DecisionKind::Answer => d.intent.as_deref() == Some(gold.as_str()),
+                    DecisionKind::Clarify => d.candidates.iter().take(2).any(|c| &c.intent == gold),
+                    DecisionKind::Escalate => false,
+                };
+                resolved += usize::from(ok);
+                wrong += usize::from(
+                    d.decision == DecisionKind::Answer
+                        && d.intent.as_deref() != Some(gold.as_str()),
+                );
+            }
+            None => {
+                oos += 1;
+                match d.decision {
+                    DecisionKind::Answer => wrong += 1,
+                    DecisionKind::Clarify => {
+                        oos_kept += 1;
+                        oos_clarified += 1;
+                    }
+                    DecisionKind::Escalate => oos_kept += 1,
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    micros.sort_by(f64::total_cmp);
+    let mut confusions: Vec<(String, String, usize)> = confusions
+        .into_iter()
+        .map(|((g, b), n)| (g, b, n))
+        .collect();
+    confusions.sort_by(|a, b| {
+        b.2.cmp(&a.2)
+            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    confusions.truncate(10);
+    let n = cases.len() as f64;
+    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    let policy = engine.policy();
+    Ok(Report {
+        cases: cases.len(),
+        top1_accuracy: round(top1 as f64 / in_scope.max(1) as f64),
+        resolved_rate: round(resolved as f64 / in_scope.max(1) as f64),
+        wrong_answer_rate: round(wrong as f64 / n),
+        oos_recall: (oos > 0).then(|| round(oos_kept as f64 / oos as f64)),
+        p50_us: (percentile(&micros, 0.50) * 10.0).round() / 10.0,
+        p99_us: (percentile(&micros, 0.99) * 10.0).round() / 10.0,
+        in_scope,
+        out_of_scope: oos,
+        answer_rate: round(answered as f64 / n),
+        clarify_rate: round(clarified as f64 / n),
+        escalate_rate: round(escalated as f64 / n),
+        oos_clarified: (oos > 0).then(|| round(oos_clarified as f64 / oos as f64)),
+        intents: engine.kb().intents.len(),
+        kb_examples: engine.kb().example_count(),
+        kb_load_ms: (loaded.load.as_secs_f64() * 1e4).round() / 10.0,
+        train_ms: (loaded.train.as_secs_f64() * 1e4).round() / 10.0,
+        peak_rss_mib: peak_rss_mib().map(|m| (m * 10.0).round() / 10.0),
+        answer_threshold: policy.answer_threshold,
+        clarify_threshold: policy.clarify_threshold,
+        temperature: policy.temperature,
+        confusions,
+    })
+}
+
+pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
+    let r = evaluate(kb, cases)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).map_err(|e| Failure::Other(e.into()))?
+        );
+        return Ok(());
+    }
+    let pct = |x: f64| format!("{:.1} %", x * 100.0);
+    println!(
+        "cases              {} ({} in scope, {} out of scope)",
+        r.cases, r.in_scope, r.out_of_scope
+    );
+    println!("top-1 accuracy     {}", pct(r.top1_accuracy));
+    println!("resolved           {}", pct(r.resolved_rate));
+    println!("wrong answers      {}", pct(r.wrong_answer_rate));
+    match r.oos_recall {
+        Some(x) => println!("out-of-scope kept  {}", pct(x)),
+        None => println!("out-of-scope kept  – (no out-of-scope cases)"),
+    }
+    println!(
+        "answered / clarified / escalated   {} / {} / {}",
+        pct(r.answer_rate),
+        pct(r.clarify_rate),
+        pct(r.escalate_rate)
+    );
+    println!(
+        "latency            p50 {:.1} µs, p99 {:.1} µs",
+        r.p50_us, r.p99_us
+    );
+    println!(
+        "KB                 {} intents, {} examples; load {:.0} ms, train {:.0} ms",
+        r.intents, r.kb_examples, r.kb_load_ms, r.train_ms
+    );
+    if let Some(m) = r.peak_rss_mib {
+        println!("peak memory        {m:.0} MiB");
+    }
+    println!(
+        "policy             answer ≥ {:.3}, clarify ≥ {:.3}, temperature {}",
+        r.answer_threshold, r.clarify_threshold, r.temperature
+    );
+    if !r.confusions.is_empty() {
+        println!("\nmost confused (gold → ranked first)");
+        for (g, b, n) in &r.confusions {
+            println!("  {n:>4}  {g} → {b}");
+        }
+    }
+    Ok(())
+}

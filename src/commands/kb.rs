@@ -1,0 +1,74 @@
+//! `kefu kb check`: validate a KB and show how well the engine separates its intents, measured on
+//! held-out folds of the KB's own examples.
+
+use std::path::Path;
+
+use super::{Failure, load_engine};
+
+pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
+    let loaded = load_engine(kb)?;
+    let engine = &loaded.engine;
+    let v = engine.validation();
+    let policy = engine.policy();
+    if json {
+        let out = serde_json::json!({
+            "valid": true,
+            "intents": engine.kb().intents.len(),
+            "examples": engine.kb().example_count(),
+            "validation": v,
+            "policy": policy,
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    let kbv = engine.kb();
+    println!(
+        "{}: valid — {} intents, {} examples",
+        kb.display(),
+        kbv.intents.len(),
+        kbv.example_count()
+    );
+    let folds = if v.folds == 1 {
+        "one 80/20 split".to_owned()
+    } else {
+        format!("{}-fold", v.folds)
+    };
+    println!("held-out ({folds}, {} examples):", v.examples);
+    println!("  top-1 accuracy  {:.1} %", v.top1_accuracy * 100.0);
+    println!("  resolved        {:.1} %", v.resolved_rate * 100.0);
+    println!("  wrong answers   {:.1} %", v.wrong_answer_rate * 100.0);
+    if let Some(r) = v.oos_recall {
+        println!("  out-of-scope kept {:.1} %", r * 100.0);
+    }
+    println!(
+        "policy: answer ≥ {:.3}; clarify when the two best reach {:.3} and the second is ≥ {:.0} % of the first; temperature {}",
+        policy.answer_threshold,
+        policy.clarify_threshold,
+        policy.clarify_ratio * 100.0,
+        policy.temperature
+    );
+    let mut weakest: Vec<&(String, usize, usize)> =
+        v.per_intent.iter().filter(|(_, n, _)| *n > 0).collect();
+    weakest.sort_by(|a, b| {
+        (a.2 as f32 / a.1 as f32)
+            .total_cmp(&(b.2 as f32 / b.1 as f32))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    println!("\nper intent, weakest first (held-out top-1):");
+    for (id, n, ok) in weakest.iter().take(15) {
+        println!(
+            "  {:>5.1} %  {ok:>3}/{n:<3} {id}",
+            *ok as f32 * 100.0 / *n as f32
+        );
+    }
+    if weakest.len() > 15 {
+        println!("  … {} more", weakest.len() - 15);
+    }
+    if !v.confusions.is_empty() {
+        println!("\nmost confusable pairs (example of → taken for):");
+        for (g, b, n) in v.confusions.iter().take(10) {
+            println!("  {n:>4}  {g} → {b}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `kefu`: the command line. Thin by design: parse arguments, load settings, run one command.
+//! Exit codes follow `shared/contracts/cli.md`: 0 success, 2 bad usage or bad input files, 1 other
+//! failures.
+
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kefu (客服): a support chatbot for cryptocurrency exchanges and wallets.
+#[derive(Debug, Parser)]
+#[command(name = "kefu", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send one message through the NLU and the decision (no conversation state).
+    Ask {
+        /// Knowledge base: a TOML file or a directory (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The message.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Score the NLU on labelled cases (JSON Lines: {"text": …, "intent": ID|null}).
+    Eval {
+        /// Knowledge base: a TOML file or a directory (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        /// The cases file.
+        #[arg(long)]
+        cases: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Knowledge-base tools.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+    /// Talk to the bot in the terminal: one message per line on stdin, replies on stdout.
+    Chat {
+        /// Knowledge base: a TOML file or a directory (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KbCommand {
+    /// Validate a KB; report cross-validated accuracy per intent and the most confusable pairs.
+    Check {
+        /// Knowledge base (default: the configured `nlu.kb`).
+        kb: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = settings::Settings::load()
+        .map_err(commands::Failure::Other)
+        .and_then(|settings| {
+            let kb_or = |kb: Option<PathBuf>| kb.unwrap_or_else(|| settings.nlu.kb.clone());
+            match cli.command {
+                Command::Ask { kb, json, text } => {
+                    commands::ask::run(&kb_or(kb), json, &text.join(" "))
+                }
+                Command::Eval { kb, cases, json } => commands::eval::run(&kb_or(kb), &cases, json),
+                Command::Kb {
+                    command: KbCommand::Check { kb, json },
+                } => commands::kb::check(&kb_or(kb), json),
+                Command::Chat { kb } => commands::chat::run(&kb_or(kb)),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(commands::Failure::BadInput(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(commands::Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
