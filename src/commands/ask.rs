@@ -5,7 +5,7 @@ use std::path::Path;
 use kefu_nlu::secrets::{SecretSpan, find_secrets, redact};
 use serde::Serialize;
 
-use super::{Failure, load_engine};
+use super::{Failure, emit, load_engine, outln};
 
 #[derive(Serialize)]
 struct Output<'a> {
@@ -35,6 +35,7 @@ pub fn secret_warning(language: &str, spans: &[SecretSpan]) -> Option<String> {
 }
 
 pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
+    let mut out = String::new();
     let engine = load_engine(kb)?.engine;
     let spans = find_secrets(text);
     let clean = redact(text, &spans);
@@ -42,7 +43,7 @@ pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
     let reply = engine.reply(&decision);
     let warning = secret_warning(&decision.language, &spans);
     if json {
-        let out = Output {
+        let output = Output {
             decision: &decision,
             reply,
             secrets: spans
@@ -53,13 +54,13 @@ pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
                 })
                 .collect(),
         };
-        let line = serde_json::to_string(&out).map_err(|e| Failure::Other(e.into()))?;
-        println!("{line}");
+        let line = serde_json::to_string(&output).map_err(|e| Failure::Other(e.into()))?;
+        outln!(out, "{line}");
     } else {
         if let Some(w) = warning {
-            println!("{w}\n");
+            outln!(out, "{w}\n");
         }
-        println!("{reply}");
+        outln!(out, "{reply}");
         let cands: Vec<String> = decision
             .candidates
             .iter()
@@ -75,5 +76,5 @@ pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
             decision.language
         );
     }
-    Ok(())
+    emit(&out)
 }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kefu_nlu::engine::DecisionKind;
 use serde::{Deserialize, Serialize};
 
-use super::{Failure, load_engine, peak_rss_mib};
+use super::{Failure, emit, load_engine, outln, peak_rss_mib};
 
 #[derive(Deserialize)]
 struct Case {
@@ -207,52 +207,67 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
 }
 
 pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
+    let mut out = String::new();
     let r = evaluate(kb, cases)?;
     if json {
-        println!(
+        outln!(
+            out,
             "{}",
             serde_json::to_string(&r).map_err(|e| Failure::Other(e.into()))?
         );
-        return Ok(());
+        return emit(&out);
     }
     let pct = |x: f64| format!("{:.1} %", x * 100.0);
-    println!(
+    outln!(
+        out,
         "cases              {} ({} in scope, {} out of scope)",
-        r.cases, r.in_scope, r.out_of_scope
+        r.cases,
+        r.in_scope,
+        r.out_of_scope
     );
-    println!("top-1 accuracy     {}", pct(r.top1_accuracy));
-    println!("resolved           {}", pct(r.resolved_rate));
-    println!("wrong answers      {}", pct(r.wrong_answer_rate));
+    outln!(out, "top-1 accuracy     {}", pct(r.top1_accuracy));
+    outln!(out, "resolved           {}", pct(r.resolved_rate));
+    outln!(out, "wrong answers      {}", pct(r.wrong_answer_rate));
     match r.oos_recall {
-        Some(x) => println!("out-of-scope kept  {}", pct(x)),
-        None => println!("out-of-scope kept  – (no out-of-scope cases)"),
+        Some(x) => outln!(out, "out-of-scope kept  {}", pct(x)),
+        None => outln!(out, "out-of-scope kept  – (no out-of-scope cases)"),
     }
-    println!(
+    outln!(
+        out,
         "answered / clarified / escalated   {} / {} / {}",
         pct(r.answer_rate),
         pct(r.clarify_rate),
         pct(r.escalate_rate)
     );
-    println!(
+    outln!(
+        out,
         "latency            p50 {:.1} µs, p99 {:.1} µs",
-        r.p50_us, r.p99_us
+        r.p50_us,
+        r.p99_us
     );
-    println!(
+    outln!(
+        out,
         "KB                 {} intents, {} examples; load {:.0} ms, train {:.0} ms",
-        r.intents, r.kb_examples, r.kb_load_ms, r.train_ms
+        r.intents,
+        r.kb_examples,
+        r.kb_load_ms,
+        r.train_ms
     );
     if let Some(m) = r.peak_rss_mib {
-        println!("peak memory        {m:.0} MiB");
+        outln!(out, "peak memory        {m:.0} MiB");
     }
-    println!(
+    outln!(
+        out,
         "policy             answer ≥ {:.3}, clarify ≥ {:.3}, temperature {}",
-        r.answer_threshold, r.clarify_threshold, r.temperature
+        r.answer_threshold,
+        r.clarify_threshold,
+        r.temperature
     );
     if !r.confusions.is_empty() {
-        println!("\nmost confused (gold → ranked first)");
+        outln!(out, "\nmost confused (gold → ranked first)");
         for (g, b, n) in &r.confusions {
-            println!("  {n:>4}  {g} → {b}");
+            outln!(out, "  {n:>4}  {g} → {b}");
         }
     }
-    Ok(())
+    emit(&out)
 }

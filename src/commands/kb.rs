@@ -3,26 +3,28 @@
 
 use std::path::Path;
 
-use super::{Failure, load_engine};
+use super::{Failure, emit, load_engine, outln};
 
 pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
+    let mut out = String::new();
     let loaded = load_engine(kb)?;
     let engine = &loaded.engine;
     let v = engine.validation();
     let policy = engine.policy();
     if json {
-        let out = serde_json::json!({
+        let report = serde_json::json!({
             "valid": true,
             "intents": engine.kb().intents.len(),
             "examples": engine.kb().example_count(),
             "validation": v,
             "policy": policy,
         });
-        println!("{out}");
-        return Ok(());
+        outln!(out, "{report}");
+        return emit(&out);
     }
     let kbv = engine.kb();
-    println!(
+    outln!(
+        out,
         "{}: valid — {} intents, {} examples",
         kb.display(),
         kbv.intents.len(),
@@ -33,14 +35,19 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
     } else {
         format!("{}-fold", v.folds)
     };
-    println!("held-out ({folds}, {} examples):", v.examples);
-    println!("  top-1 accuracy  {:.1} %", v.top1_accuracy * 100.0);
-    println!("  resolved        {:.1} %", v.resolved_rate * 100.0);
-    println!("  wrong answers   {:.1} %", v.wrong_answer_rate * 100.0);
+    outln!(out, "held-out ({folds}, {} examples):", v.examples);
+    outln!(out, "  top-1 accuracy  {:.1} %", v.top1_accuracy * 100.0);
+    outln!(out, "  resolved        {:.1} %", v.resolved_rate * 100.0);
+    outln!(
+        out,
+        "  wrong answers   {:.1} %",
+        v.wrong_answer_rate * 100.0
+    );
     if let Some(r) = v.oos_recall {
-        println!("  out-of-scope kept {:.1} %", r * 100.0);
+        outln!(out, "  out-of-scope kept {:.1} %", r * 100.0);
     }
-    println!(
+    outln!(
+        out,
         "policy: answer ≥ {:.3}; clarify when the two best reach {:.3} and the second is ≥ {:.0} % of the first; temperature {}",
         policy.answer_threshold,
         policy.clarify_threshold,
@@ -54,21 +61,22 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
             .total_cmp(&(b.2 as f32 / b.1 as f32))
             .then_with(|| a.0.cmp(&b.0))
     });
-    println!("\nper intent, weakest first (held-out top-1):");
+    outln!(out, "\nper intent, weakest first (held-out top-1):");
     for (id, n, ok) in weakest.iter().take(15) {
-        println!(
+        outln!(
+            out,
             "  {:>5.1} %  {ok:>3}/{n:<3} {id}",
             *ok as f32 * 100.0 / *n as f32
         );
     }
     if weakest.len() > 15 {
-        println!("  … {} more", weakest.len() - 15);
+        outln!(out, "  … {} more", weakest.len() - 15);
     }
     if !v.confusions.is_empty() {
-        println!("\nmost confusable pairs (example of → taken for):");
+        outln!(out, "\nmost confusable pairs (example of → taken for):");
         for (g, b, n) in v.confusions.iter().take(10) {
-            println!("  {n:>4}  {g} → {b}");
+            outln!(out, "  {n:>4}  {g} → {b}");
         }
     }
-    Ok(())
+    emit(&out)
 }

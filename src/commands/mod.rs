@@ -11,6 +11,34 @@ use std::time::{Duration, Instant};
 use kefu_nlu::engine::Engine;
 use kefu_nlu::kb::KbError;
 
+/// Appends one formatted line to a `String` of output.
+macro_rules! outln {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
+pub(crate) use outln;
+
+/// Writes a command's output to stdout. A reader that closed the pipe early (`kefu kb check | head`)
+/// is not an error.
+pub fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Other(
+            anyhow::Error::new(e).context("writing to stdout"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug)]
 pub enum Failure {

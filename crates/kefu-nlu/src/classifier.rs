@@ -18,8 +18,6 @@ pub struct TrainOptions {
     pub learning_rate: f32,
     /// L2 penalty per example.
     pub l2: f32,
-    /// Fraction of an example's features dropped at each step (a regulariser for few examples).
-    pub dropout: f32,
     /// Shuffle seed (training is deterministic for a given seed).
     pub seed: u64,
 }
@@ -30,7 +28,6 @@ impl Default for TrainOptions {
             epochs: 12,
             learning_rate: 1.0,
             l2: 1e-5,
-            dropout: 0.0,
             seed: 0x6b65_6675,
         }
     }
@@ -61,7 +58,6 @@ impl LogReg {
         let mut rng = opts.seed | 1;
         let mut p = vec![0f32; classes];
         let mut grad = vec![0f32; classes];
-        let mut kept = SparseVec::default();
         let mut active: Vec<(usize, f32)> = Vec::with_capacity(classes);
         let total = (opts.epochs * x.len()).max(1) as f32;
         let mut step = 0usize;
@@ -76,23 +72,7 @@ impl LogReg {
             for &i in &order {
                 let lr = opts.learning_rate * (1.0 - step as f32 / total).max(0.05);
                 step += 1;
-                let xi = if opts.dropout > 0.0 {
-                    kept.idx.clear();
-                    kept.val.clear();
-                    let keep = 1.0 - opts.dropout;
-                    for (&j, &v) in x[i].idx.iter().zip(&x[i].val) {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        if (rng >> 40) as f32 / (1u64 << 24) as f32 <= keep {
-                            kept.idx.push(j);
-                            kept.val.push(v / keep);
-                        }
-                    }
-                    &kept
-                } else {
-                    &x[i]
-                };
+                let xi = &x[i];
                 scores_into(&w, &b, scale, classes, xi, &mut p);
                 softmax(&mut p);
                 let gold = y[i] as usize;

@@ -108,8 +108,6 @@ pub struct EngineOptions {
     pub epochs: Option<usize>,
     /// L2 penalty per example (default: the classifier's).
     pub l2: Option<f32>,
-    /// Feature dropout while training (default: the classifier's).
-    pub dropout: Option<f32>,
 }
 
 impl Default for EngineOptions {
@@ -120,7 +118,6 @@ impl Default for EngineOptions {
                 .unwrap_or(1),
             epochs: None,
             l2: None,
-            dropout: None,
         }
     }
 }
@@ -191,7 +188,6 @@ impl Engine {
         let train_opts = TrainOptions {
             epochs: opts.epochs.unwrap_or_else(|| epochs_for(x.len())),
             l2: opts.l2.unwrap_or(defaults.l2),
-            dropout: opts.dropout.unwrap_or(defaults.dropout),
             ..defaults
         };
 

@@ -99,14 +99,12 @@ impl Tokenizer {
                 if term.contains(' ') {
                     t.phrases
                         .push((format!(" {term} "), format!(" {canonical} ")));
-                } else {
-                    for key in t.raw_tokens(term) {
-                        // A single-token term maps to the canonical token; a term that jieba still
-                        // splits is handled through its whole form only.
-                        if t.raw_tokens(term).len() == 1 {
-                            t.synonyms.entry(key).or_insert_with(|| canonical.clone());
-                        }
-                    }
+                } else if let [key] = t.raw_tokens(term).as_slice() {
+                    // A term that jieba still splits into several tokens can't map token by token;
+                    // adding it to jieba's dictionary above keeps such terms whole in most cases.
+                    t.synonyms
+                        .entry(key.clone())
+                        .or_insert_with(|| canonical.clone());
                 }
             }
         }
