@@ -12,6 +12,9 @@ struct Output<'a> {
     #[serde(flatten)]
     decision: &'a kefu_nlu::engine::Decision,
     reply: String,
+    /// Shown before the reply when the message carried a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
     /// Secrets found in the message; it was classified with them redacted.
     secrets: Vec<SecretOut>,
 }
@@ -46,6 +49,7 @@ pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
         let output = Output {
             decision: &decision,
             reply,
+            warning,
             secrets: spans
                 .iter()
                 .map(|s| SecretOut {

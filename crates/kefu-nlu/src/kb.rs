@@ -212,7 +212,7 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum KbError {
     /// The file or directory could not be read.
-    #[error("cannot read knowledge base {}: {source}; fix: check the path (a .toml file or a directory of them)", path.display())]
+    #[error("cannot read knowledge base {}; fix: check the path (a .toml file or a directory of them)", path.display())]
     Io {
         /// What we tried to read.
         path: PathBuf,
