@@ -1,0 +1,1080 @@
+//! Every query, written once and compiled for both backends.
+//!
+//! [`Conn`] is a borrowed connection of either backend; [`dispatch!`] expands an operation's body
+//! once per backend, so the same SQL text (sqlx's SQLite driver accepts `$1` placeholders) is
+//! type-checked against each driver. Where the dialects differ (`FOR UPDATE`, `SKIP LOCKED`) the
+//! body picks the text with the `pg` flag. Timestamps are truncated to microseconds on the way in,
+//! PostgreSQL's precision, so both backends hand back exactly what they were given.
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use kefu_core::model::{
+    Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket, TicketStatus,
+    TranscriptLine,
+};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgConnection, SqliteConnection};
+
+use crate::error::{Result, StoreError, db};
+use crate::types::{
+    CancelOutcome, ClaimOutcome, Conversation, InboundOutcome, Miss, MissSummary, NewTicket,
+    OpenTicket, OutboxMessage, Rating, ResolveOutcome, StoredInbound, User,
+};
+
+/// A borrowed connection (or open transaction) of either backend.
+#[derive(Debug)]
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's connection and `$pg` to whether it is PostgreSQL.
+macro_rules! dispatch {
+    ($conn:expr, |$c:ident, $pg:ident| $body:expr) => {
+        match $conn {
+            Conn::Sqlite($c) => {
+                #[allow(unused_variables, reason = "only some bodies differ per backend")]
+                let $pg = false;
+                $body
+            }
+            Conn::Postgres($c) => {
+                #[allow(unused_variables, reason = "only some bodies differ per backend")]
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+
+/// The columns [`TicketRow`] reads, joined with the conversation.
+macro_rules! ticket_select {
+    () => {
+        "SELECT t.id, t.code, c.platform, c.chat_id, c.user_id, t.user_name, t.intent, t.priority, \
+         t.status, t.assignee, t.reason, t.details, t.created_at, t.claimed_at, t.resolved_at \
+         FROM tickets t JOIN conversations c ON c.id = t.conversation_id "
+    };
+}
+
+/// Creates the conversation row if missing and evaluates to its id.
+macro_rules! ensure_conversation {
+    ($c:ident, $cref:expr) => {{
+        sqlx::query(
+            "INSERT INTO conversations (platform, chat_id, user_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (platform, chat_id, user_id) DO NOTHING",
+        )
+        .bind(&$cref.platform)
+        .bind(&$cref.chat_id)
+        .bind(&$cref.user_id)
+        .execute(&mut *$c)
+        .await
+        .map_err(db("create a conversation"))?;
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM conversations WHERE platform = $1 AND chat_id = $2 AND user_id = $3",
+        )
+        .bind(&$cref.platform)
+        .bind(&$cref.chat_id)
+        .bind(&$cref.user_id)
+        .fetch_one(&mut *$c)
+        .await
+        .map_err(db("find a conversation"))?;
+        id
+    }};
+}
+
+/// Reads ticket `$id` on connection `$c`: evaluates to `Option<Ticket>`, `?`-propagating errors.
+macro_rules! ticket_in {
+    ($c:ident, $id:expr) => {{
+        let row: Option<TicketRow> = sqlx::query_as(concat!(ticket_select!(), "WHERE t.id = $1"))
+            .bind($id)
+            .fetch_optional(&mut *$c)
+            .await
+            .map_err(db("read a ticket"))?;
+        row.map(Ticket::try_from).transpose()?
+    }};
+}
+
+/// Status and assignee of a ticket, for explaining why a conditional update changed nothing.
+macro_rules! status_of {
+    ($c:ident, $id:expr) => {{
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT status, assignee FROM tickets WHERE id = $1")
+                .bind($id)
+                .fetch_optional(&mut *$c)
+                .await
+                .map_err(db("read a ticket's status"))?;
+        match row {
+            None => None,
+            Some((status, assignee)) => Some((
+                TicketStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    what: format!("ticket {} has status {status:?}", $id),
+                })?,
+                assignee,
+            )),
+        }
+    }};
+}
+
+/// Microsecond precision, PostgreSQL's, so both backends round-trip the same value.
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// The queue rank of a priority: higher is served first.
+pub(crate) fn priority_rank(priority: Priority) -> i64 {
+    match priority {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TicketRow {
+    id: i64,
+    code: String,
+    platform: String,
+    chat_id: String,
+    user_id: String,
+    user_name: String,
+    intent: Option<String>,
+    priority: String,
+    status: String,
+    assignee: Option<String>,
+    reason: String,
+    details: Json<Vec<Detail>>,
+    created_at: DateTime<Utc>,
+    claimed_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TicketRow> for Ticket {
+    type Error = StoreError;
+
+    fn try_from(r: TicketRow) -> Result<Self> {
+        let priority = Priority::parse(&r.priority).ok_or_else(|| StoreError::Corrupt {
+            what: format!("ticket {} has priority {:?}", r.id, r.priority),
+        })?;
+        let status = TicketStatus::parse(&r.status).ok_or_else(|| StoreError::Corrupt {
+            what: format!("ticket {} has status {:?}", r.id, r.status),
+        })?;
+        Ok(Ticket {
+            id: r.id,
+            code: r.code,
+            conversation: ConversationRef {
+                platform: r.platform,
+                chat_id: r.chat_id,
+                user_id: r.user_id,
+            },
+            user_name: r.user_name,
+            intent: r.intent,
+            priority,
+            status,
+            assignee: r.assignee,
+            reason: r.reason,
+            details: r.details.0,
+            created_at: r.created_at,
+            claimed_at: r.claimed_at,
+            resolved_at: r.resolved_at,
+        })
+    }
+}
+
+fn tickets(rows: Vec<TicketRow>) -> Result<Vec<Ticket>> {
+    rows.into_iter().map(Ticket::try_from).collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    at: DateTime<Utc>,
+    sender_kind: String,
+    sender_name: Option<String>,
+    text: String,
+}
+
+impl TryFrom<LineRow> for TranscriptLine {
+    type Error = StoreError;
+
+    fn try_from(r: LineRow) -> Result<Self> {
+        let sender = match (r.sender_kind.as_str(), r.sender_name) {
+            ("user", _) => Sender::User,
+            ("bot", _) => Sender::Bot,
+            ("staff", Some(name)) => Sender::Staff(name),
+            (kind, _) => {
+                return Err(StoreError::Corrupt {
+                    what: format!("transcript line with sender {kind:?}"),
+                });
+            }
+        };
+        Ok(TranscriptLine {
+            at: r.at,
+            sender,
+            text: r.text,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    platform: String,
+    chat_id: String,
+    user_id: String,
+    text: String,
+    buttons: Json<Vec<Button>>,
+    reply_to: Option<String>,
+    created_at: DateTime<Utc>,
+    attempts: i64,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+}
+
+impl From<OutboxRow> for OutboxMessage {
+    fn from(r: OutboxRow) -> Self {
+        OutboxMessage {
+            id: r.id,
+            message: Outgoing {
+                conversation: ConversationRef {
+                    platform: r.platform,
+                    chat_id: r.chat_id,
+                    user_id: r.user_id,
+                },
+                text: r.text,
+                buttons: r.buttons.0,
+                reply_to: r.reply_to,
+            },
+            created_at: r.created_at,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InboundRow {
+    id: i64,
+    platform: String,
+    chat_id: String,
+    user_id: String,
+    conversation_id: i64,
+    user_name: String,
+    platform_message_id: String,
+    text: String,
+    sent_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MissRow {
+    text: String,
+    occurrences: i64,
+    last_at: DateTime<Utc>,
+    language: Option<String>,
+    intent_guess: Option<String>,
+    mean_confidence: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: i64,
+    state: Option<Json<Value>>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound messages and users
+
+pub(crate) async fn record_inbound(
+    conn: Conn<'_>,
+    inbound: &Inbound,
+    redacted_text: &str,
+    received_at: DateTime<Utc>,
+) -> Result<InboundOutcome> {
+    let cref = &inbound.conversation;
+    let received_at = micros(received_at);
+    dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "INSERT INTO users (platform, user_id, display_name, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (platform, user_id) DO UPDATE \
+             SET display_name = excluded.display_name, updated_at = excluded.updated_at",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.user_id)
+        .bind(&inbound.user_name)
+        .bind(received_at)
+        .execute(&mut *c)
+        .await
+        .map_err(db("record the user"))?;
+        let conversation_id = ensure_conversation!(c, cref);
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbound_messages \
+             (platform, chat_id, platform_message_id, conversation_id, user_name, text, sent_at, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING RETURNING id",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&inbound.platform_message_id)
+        .bind(conversation_id)
+        .bind(&inbound.user_name)
+        .bind(redacted_text)
+        .bind(micros(inbound.at))
+        .bind(received_at)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db("record an inbound message"))?;
+        Ok(id.map_or(InboundOutcome::Duplicate, InboundOutcome::New))
+    })
+}
+
+pub(crate) async fn unprocessed_inbound(conn: Conn<'_>, limit: i64) -> Result<Vec<StoredInbound>> {
+    let rows: Vec<InboundRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT i.id, c.platform, c.chat_id, c.user_id, i.conversation_id, i.user_name, \
+             i.platform_message_id, i.text, i.sent_at, i.received_at \
+             FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
+             WHERE i.processed_at IS NULL ORDER BY i.received_at, i.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list unprocessed inbound messages"))?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| StoredInbound {
+            id: r.id,
+            conversation: ConversationRef {
+                platform: r.platform,
+                chat_id: r.chat_id,
+                user_id: r.user_id,
+            },
+            conversation_id: r.conversation_id,
+            user_name: r.user_name,
+            platform_message_id: r.platform_message_id,
+            text: r.text,
+            sent_at: r.sent_at,
+            received_at: r.received_at,
+        })
+        .collect())
+}
+
+pub(crate) async fn mark_processed(
+    conn: Conn<'_>,
+    inbound_id: i64,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let done = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE inbound_messages SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+        )
+        .bind(inbound_id)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db("mark an inbound message processed"))?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+pub(crate) async fn user(conn: Conn<'_>, platform: &str, user_id: &str) -> Result<Option<User>> {
+    let row: Option<(String, Option<String>)> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT display_name, language FROM users WHERE platform = $1 AND user_id = $2",
+        )
+        .bind(platform)
+        .bind(user_id)
+        .fetch_optional(c)
+        .await
+        .map_err(db("read a user"))?
+    });
+    Ok(row.map(|(display_name, language)| User {
+        platform: platform.to_owned(),
+        user_id: user_id.to_owned(),
+        display_name,
+        language,
+    }))
+}
+
+pub(crate) async fn set_user_language(
+    conn: Conn<'_>,
+    platform: &str,
+    user_id: &str,
+    language: Option<&str>,
+) -> Result<bool> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query("UPDATE users SET language = $3 WHERE platform = $1 AND user_id = $2")
+            .bind(platform)
+            .bind(user_id)
+            .bind(language)
+            .execute(c)
+            .await
+            .map_err(db("set a user's language"))?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations and transcripts
+
+/// Creates the conversation if needed and reads it, locked until the transaction ends: on
+/// PostgreSQL with `FOR UPDATE`; SQLite needs no row lock because the unit of work began with
+/// `BEGIN IMMEDIATE` and holds the database's write lock.
+pub(crate) async fn load_conversation(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+) -> Result<Conversation> {
+    let row: ConversationRow = dispatch!(conn, |c, pg| {
+        let _ = ensure_conversation!(c, cref);
+        let sql = if pg {
+            "SELECT id, state, updated_at FROM conversations \
+             WHERE platform = $1 AND chat_id = $2 AND user_id = $3 FOR UPDATE"
+        } else {
+            "SELECT id, state, updated_at FROM conversations \
+             WHERE platform = $1 AND chat_id = $2 AND user_id = $3"
+        };
+        sqlx::query_as(sql)
+            .bind(&cref.platform)
+            .bind(&cref.chat_id)
+            .bind(&cref.user_id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db("load a conversation"))?
+    });
+    Ok(conversation_from(row, cref))
+}
+
+/// Reads a conversation without creating or locking it.
+pub(crate) async fn conversation(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+) -> Result<Option<Conversation>> {
+    let row: Option<ConversationRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT id, state, updated_at FROM conversations \
+             WHERE platform = $1 AND chat_id = $2 AND user_id = $3",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .fetch_optional(c)
+        .await
+        .map_err(db("read a conversation"))?
+    });
+    Ok(row.map(|row| conversation_from(row, cref)))
+}
+
+fn conversation_from(row: ConversationRow, cref: &ConversationRef) -> Conversation {
+    Conversation {
+        id: row.id,
+        reference: cref.clone(),
+        state: row.state.map(|j| j.0),
+        updated_at: row.updated_at,
+    }
+}
+
+pub(crate) async fn save_conversation(
+    conn: Conn<'_>,
+    conversation_id: i64,
+    state: &Value,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query("UPDATE conversations SET state = $2, updated_at = $3 WHERE id = $1")
+            .bind(conversation_id)
+            .bind(Json(state))
+            .bind(micros(at))
+            .execute(c)
+            .await
+            .map_err(db("save a conversation's state"))?
+            .rows_affected()
+    });
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::UnknownConversation {
+            id: conversation_id,
+        })
+    }
+}
+
+pub(crate) async fn append_transcript(
+    conn: Conn<'_>,
+    conversation_id: i64,
+    ticket_id: Option<i64>,
+    line: &TranscriptLine,
+) -> Result<i64> {
+    let (kind, name) = match &line.sender {
+        Sender::User => ("user", None),
+        Sender::Bot => ("bot", None),
+        Sender::Staff(name) => ("staff", Some(name.as_str())),
+    };
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO transcript_lines (conversation_id, ticket_id, at, sender_kind, sender_name, text) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(conversation_id)
+        .bind(ticket_id)
+        .bind(micros(line.at))
+        .bind(kind)
+        .bind(name)
+        .bind(&line.text)
+        .fetch_one(c)
+        .await
+        .map_err(db("append to a transcript"))
+    })
+}
+
+pub(crate) async fn transcript(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+) -> Result<Vec<TranscriptLine>> {
+    let rows: Vec<LineRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT l.at, l.sender_kind, l.sender_name, l.text FROM transcript_lines l \
+             JOIN conversations c ON c.id = l.conversation_id \
+             WHERE c.platform = $1 AND c.chat_id = $2 AND c.user_id = $3 ORDER BY l.at, l.id",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .fetch_all(c)
+        .await
+        .map_err(db("read a transcript"))?
+    });
+    rows.into_iter().map(TranscriptLine::try_from).collect()
+}
+
+pub(crate) async fn ticket_transcript(
+    conn: Conn<'_>,
+    ticket_id: i64,
+) -> Result<Vec<TranscriptLine>> {
+    let rows: Vec<LineRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT at, sender_kind, sender_name, text FROM transcript_lines \
+             WHERE ticket_id = $1 ORDER BY at, id",
+        )
+        .bind(ticket_id)
+        .fetch_all(c)
+        .await
+        .map_err(db("read a ticket's transcript"))?
+    });
+    rows.into_iter().map(TranscriptLine::try_from).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tickets
+
+pub(crate) async fn open_ticket(conn: Conn<'_>, new: &NewTicket) -> Result<Ticket> {
+    let result = dispatch!(conn, |c, pg| {
+        let id: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+            "INSERT INTO tickets (code, conversation_id, user_name, intent, priority, priority_rank, \
+             status, reason, details, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9) RETURNING id",
+        )
+        .bind(&new.code)
+        .bind(new.conversation_id)
+        .bind(&new.user_name)
+        .bind(new.intent.as_deref())
+        .bind(new.priority.as_str())
+        .bind(priority_rank(new.priority))
+        .bind(&new.reason)
+        .bind(Json(&new.details))
+        .bind(micros(new.created_at))
+        .fetch_one(&mut *c)
+        .await;
+        match id {
+            Ok(id) => ticket_in!(c, id),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::DuplicateTicketCode {
+                    code: new.code.clone(),
+                });
+            }
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                return Err(StoreError::UnknownConversation {
+                    id: new.conversation_id,
+                });
+            }
+            Err(e) => return Err(db("open a ticket")(e)),
+        }
+    });
+    result.ok_or_else(|| StoreError::Corrupt {
+        what: "a ticket vanished right after it was opened".to_owned(),
+    })
+}
+
+pub(crate) async fn ticket(conn: Conn<'_>, id: i64) -> Result<Option<Ticket>> {
+    Ok(dispatch!(conn, |c, pg| ticket_in!(c, id)))
+}
+
+pub(crate) async fn ticket_by_code(conn: Conn<'_>, code: &str) -> Result<Option<Ticket>> {
+    let row: Option<TicketRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(ticket_select!(), "WHERE t.code = $1"))
+            .bind(code)
+            .fetch_optional(c)
+            .await
+            .map_err(db("find a ticket by code"))?
+    });
+    row.map(Ticket::try_from).transpose()
+}
+
+pub(crate) async fn open_ticket_for(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+) -> Result<Option<Ticket>> {
+    let row: Option<TicketRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            ticket_select!(),
+            "WHERE c.platform = $1 AND c.chat_id = $2 AND c.user_id = $3 \
+             AND t.status IN ('queued', 'claimed') ORDER BY t.created_at DESC, t.id DESC LIMIT 1"
+        ))
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .fetch_optional(c)
+        .await
+        .map_err(db("find a conversation's open ticket"))?
+    });
+    row.map(Ticket::try_from).transpose()
+}
+
+pub(crate) async fn open_tickets(conn: Conn<'_>, now: DateTime<Utc>) -> Result<Vec<OpenTicket>> {
+    let rows: Vec<TicketRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            ticket_select!(),
+            "WHERE t.status IN ('queued', 'claimed') ORDER BY t.priority_rank DESC, t.created_at, t.id"
+        ))
+        .fetch_all(c)
+        .await
+        .map_err(db("list open tickets"))?
+    });
+    Ok(tickets(rows)?
+        .into_iter()
+        .map(|ticket| {
+            let until = ticket.claimed_at.unwrap_or(now);
+            OpenTicket {
+                waiting: (until - ticket.created_at).max(TimeDelta::zero()),
+                ticket,
+            }
+        })
+        .collect())
+}
+
+/// A conditional update skipped a ticket that is still queued: statuses never return to
+/// `queued`, so something other than this store changed it.
+fn still_queued(ticket_id: i64) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("ticket {ticket_id} is queued yet its conditional update matched nothing"),
+    }
+}
+
+/// The assignee of a claimed ticket, which always has one.
+fn holder(assignee: Option<String>) -> String {
+    assignee.unwrap_or_default()
+}
+
+pub(crate) async fn claim(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    staff: &str,
+    at: DateTime<Utc>,
+) -> Result<ClaimOutcome> {
+    dispatch!(conn, |c, pg| {
+        // The condition on status makes this atomic on both backends: PostgreSQL re-checks it
+        // after waiting for a concurrent claimer's row lock; SQLite runs writers one at a time.
+        let won: Option<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'claimed', assignee = $2, claimed_at = $3 \
+             WHERE id = $1 AND status = 'queued' RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(staff)
+        .bind(micros(at))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db("claim a ticket"))?;
+        if won.is_some() {
+            return Ok(ClaimOutcome::Claimed);
+        }
+        Ok(match status_of!(c, ticket_id) {
+            None => ClaimOutcome::NotFound,
+            Some((TicketStatus::Claimed, assignee)) => {
+                ClaimOutcome::AlreadyClaimedBy(holder(assignee))
+            }
+            Some((TicketStatus::Queued, _)) => return Err(still_queued(ticket_id)),
+            Some((TicketStatus::Resolved | TicketStatus::Cancelled, _)) => ClaimOutcome::Closed,
+        })
+    })
+}
+
+pub(crate) async fn claim_next(
+    conn: Conn<'_>,
+    staff: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Ticket>> {
+    Ok(dispatch!(conn, |c, pg| {
+        let sql = if pg {
+            "UPDATE tickets SET status = 'claimed', assignee = $1, claimed_at = $2 \
+             WHERE status = 'queued' AND id = (SELECT id FROM tickets WHERE status = 'queued' \
+             ORDER BY priority_rank DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
+        } else {
+            // SQLite: the statement runs under the database write lock, so the sub-select and
+            // the update see the same queue; no row locking exists or is needed.
+            "UPDATE tickets SET status = 'claimed', assignee = $1, claimed_at = $2 \
+             WHERE status = 'queued' AND id = (SELECT id FROM tickets WHERE status = 'queued' \
+             ORDER BY priority_rank DESC, created_at, id LIMIT 1) RETURNING id"
+        };
+        let id: Option<i64> = sqlx::query_scalar(sql)
+            .bind(staff)
+            .bind(micros(at))
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db("claim the next ticket"))?;
+        match id {
+            Some(id) => ticket_in!(c, id),
+            None => None,
+        }
+    }))
+}
+
+pub(crate) async fn resolve(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    staff: &str,
+    at: DateTime<Utc>,
+) -> Result<ResolveOutcome> {
+    dispatch!(conn, |c, pg| {
+        let done: Option<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'resolved', resolved_at = $3 \
+             WHERE id = $1 AND status = 'claimed' AND assignee = $2 RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(staff)
+        .bind(micros(at))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db("resolve a ticket"))?;
+        if done.is_some() {
+            return Ok(ResolveOutcome::Resolved);
+        }
+        Ok(match status_of!(c, ticket_id) {
+            None => ResolveOutcome::NotFound,
+            Some((TicketStatus::Queued, _)) => ResolveOutcome::NotClaimed,
+            Some((TicketStatus::Claimed, assignee)) => ResolveOutcome::HeldBy(holder(assignee)),
+            Some((TicketStatus::Resolved | TicketStatus::Cancelled, _)) => ResolveOutcome::Closed,
+        })
+    })
+}
+
+pub(crate) async fn cancel(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    at: DateTime<Utc>,
+) -> Result<CancelOutcome> {
+    dispatch!(conn, |c, pg| {
+        let done: Option<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'cancelled', resolved_at = $2 \
+             WHERE id = $1 AND status = 'queued' RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(micros(at))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db("cancel a ticket"))?;
+        if done.is_some() {
+            return Ok(CancelOutcome::Cancelled);
+        }
+        Ok(match status_of!(c, ticket_id) {
+            None => CancelOutcome::NotFound,
+            Some((TicketStatus::Claimed, assignee)) => {
+                CancelOutcome::AlreadyClaimedBy(holder(assignee))
+            }
+            Some((TicketStatus::Queued, _)) => return Err(still_queued(ticket_id)),
+            Some((TicketStatus::Resolved | TicketStatus::Cancelled, _)) => CancelOutcome::Closed,
+        })
+    })
+}
+
+pub(crate) async fn queue_position(conn: Conn<'_>, ticket_id: i64) -> Result<Option<u32>> {
+    let ahead: i64 = dispatch!(conn, |c, pg| {
+        // Counts the queued tickets served no later than this one, itself included.
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tickets o JOIN tickets t ON t.id = $1 \
+             WHERE t.status = 'queued' AND o.status = 'queued' AND ( \
+               o.priority_rank > t.priority_rank OR (o.priority_rank = t.priority_rank AND ( \
+                 o.created_at < t.created_at OR (o.created_at = t.created_at AND o.id <= t.id))))",
+        )
+        .bind(ticket_id)
+        .fetch_one(c)
+        .await
+        .map_err(db("compute a queue position"))?
+    });
+    Ok(u32::try_from(ahead).ok().filter(|&n| n > 0))
+}
+
+pub(crate) async fn recent_handling_time(conn: Conn<'_>, last: i64) -> Result<Option<TimeDelta>> {
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT created_at, claimed_at FROM tickets WHERE claimed_at IS NOT NULL \
+             ORDER BY claimed_at DESC, id DESC LIMIT $1",
+        )
+        .bind(last)
+        .fetch_all(c)
+        .await
+        .map_err(db("read recent handling times"))?
+    });
+    let mut waits: Vec<TimeDelta> = rows
+        .into_iter()
+        .map(|(created, claimed)| (claimed - created).max(TimeDelta::zero()))
+        .collect();
+    waits.sort_unstable();
+    let n = waits.len();
+    Ok(match n {
+        0 => None,
+        _ if n % 2 == 1 => waits.get(n / 2).copied(),
+        _ => match (waits.get(n / 2 - 1), waits.get(n / 2)) {
+            (Some(a), Some(b)) => Some(*a + (*b - *a) / 2),
+            _ => None,
+        },
+    })
+}
+
+pub(crate) async fn set_staff_thread(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    platform: &str,
+    thread_id: &str,
+) -> Result<()> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "INSERT INTO staff_threads (ticket_id, platform, thread_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (ticket_id, platform) DO UPDATE SET thread_id = excluded.thread_id",
+        )
+        .bind(ticket_id)
+        .bind(platform)
+        .bind(thread_id)
+        .execute(c)
+        .await
+        .map_err(db("record a staff thread"))?;
+    });
+    Ok(())
+}
+
+pub(crate) async fn staff_thread(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    platform: &str,
+) -> Result<Option<String>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "SELECT thread_id FROM staff_threads WHERE ticket_id = $1 AND platform = $2",
+        )
+        .bind(ticket_id)
+        .bind(platform)
+        .fetch_optional(c)
+        .await
+        .map_err(db("find a staff thread"))
+    })
+}
+
+pub(crate) async fn ticket_by_staff_thread(
+    conn: Conn<'_>,
+    platform: &str,
+    thread_id: &str,
+) -> Result<Option<Ticket>> {
+    let row: Option<TicketRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            ticket_select!(),
+            "JOIN staff_threads s ON s.ticket_id = t.id WHERE s.platform = $1 AND s.thread_id = $2"
+        ))
+        .bind(platform)
+        .bind(thread_id)
+        .fetch_optional(c)
+        .await
+        .map_err(db("find a ticket by staff thread"))?
+    });
+    row.map(Ticket::try_from).transpose()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox
+
+pub(crate) async fn enqueue(conn: Conn<'_>, message: &Outgoing, at: DateTime<Utc>) -> Result<i64> {
+    let at = micros(at);
+    let cref = &message.conversation;
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO outbox (platform, chat_id, user_id, text, buttons, reply_to, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .bind(&message.text)
+        .bind(Json(&message.buttons))
+        .bind(message.reply_to.as_deref())
+        .bind(at)
+        .fetch_one(c)
+        .await
+        .map_err(db("enqueue an outgoing message"))
+    })
+}
+
+pub(crate) async fn pending_outbox(
+    conn: Conn<'_>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<OutboxMessage>> {
+    let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT id, platform, chat_id, user_id, text, buttons, reply_to, created_at, attempts, \
+             next_attempt_at, last_error FROM outbox \
+             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(micros(now))
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list pending outgoing messages"))?
+    });
+    Ok(rows.into_iter().map(OutboxMessage::from).collect())
+}
+
+pub(crate) async fn mark_delivered(conn: Conn<'_>, id: i64, at: DateTime<Utc>) -> Result<bool> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL \
+             WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db("mark a message delivered"))?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+pub(crate) async fn mark_failed(
+    conn: Conn<'_>,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 \
+             WHERE id = $1 AND delivered_at IS NULL",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(micros(retry_at))
+        .execute(c)
+        .await
+        .map_err(db("record a failed delivery"))?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ratings and misses
+
+pub(crate) async fn record_rating(
+    conn: Conn<'_>,
+    ticket_id: i64,
+    score: u8,
+    comment: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<i64> {
+    if !(1..=5).contains(&score) {
+        return Err(StoreError::InvalidRating { score });
+    }
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO ratings (ticket_id, score, comment, at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (ticket_id) DO UPDATE SET score = excluded.score, \
+             comment = COALESCE(excluded.comment, ratings.comment), at = excluded.at RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(i64::from(score))
+        .bind(comment)
+        .bind(micros(at))
+        .fetch_one(c)
+        .await
+        .map_err(db("record a rating"))
+    })
+}
+
+pub(crate) async fn ratings_for(conn: Conn<'_>, ticket_id: i64) -> Result<Vec<Rating>> {
+    let rows: Vec<(i64, Option<String>, DateTime<Utc>)> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT score, comment, at FROM ratings WHERE ticket_id = $1 ORDER BY at, id",
+        )
+        .bind(ticket_id)
+        .fetch_all(c)
+        .await
+        .map_err(db("read a ticket's ratings"))?
+    });
+    rows.into_iter()
+        .map(|(score, comment, at)| {
+            Ok(Rating {
+                ticket_id,
+                score: u8::try_from(score).map_err(|_| StoreError::Corrupt {
+                    what: format!("rating score {score}"),
+                })?,
+                comment,
+                at,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn record_miss(conn: Conn<'_>, miss: &Miss) -> Result<i64> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO misses (text, language, intent_guess, confidence, at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&miss.text)
+        .bind(miss.language.as_deref())
+        .bind(miss.intent_guess.as_deref())
+        .bind(miss.confidence)
+        .bind(micros(miss.at))
+        .fetch_one(c)
+        .await
+        .map_err(db("record a miss"))
+    })
+}
+
+pub(crate) async fn misses(conn: Conn<'_>, limit: i64) -> Result<Vec<MissSummary>> {
+    let rows: Vec<MissRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT m.text, COUNT(*) AS occurrences, MAX(m.at) AS last_at, MAX(m.language) AS language, \
+             AVG(m.confidence) AS mean_confidence, \
+             (SELECT g.intent_guess FROM misses g WHERE g.text = m.text \
+              ORDER BY g.at DESC, g.id DESC LIMIT 1) AS intent_guess \
+             FROM misses m GROUP BY m.text \
+             ORDER BY occurrences DESC, last_at DESC, m.text LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("aggregate misses"))?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| MissSummary {
+            text: r.text,
+            count: r.occurrences,
+            last_at: r.last_at,
+            language: r.language,
+            intent_guess: r.intent_guess,
+            mean_confidence: r.mean_confidence,
+        })
+        .collect())
+}

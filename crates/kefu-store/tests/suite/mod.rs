@@ -1,0 +1,1210 @@
+//! The store suite: every test is an async fn taking a fresh [`TestDb`], run against each backend
+//! by `store_suite!` (see `tests/store.rs`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed expectation should panic with the reason"
+)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use kefu_core::model::{
+    Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket, TicketStatus,
+    TranscriptLine,
+};
+use kefu_store::{
+    Backend, CancelOutcome, ClaimOutcome, InboundOutcome, Miss, NewTicket, ResolveOutcome, Store,
+    StoreError, StoreOptions,
+};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+/// Lists the suite once; `store_suite!(run)` expands to one `#[tokio::test]` per test, each
+/// calling `run(suite::name)`.
+macro_rules! store_suite {
+    ($run:path) => {
+        $crate::suite::store_suite!(@tests $run;
+            migrations_apply_twice_idempotently,
+            a_repeated_inbound_message_is_recorded_once,
+            a_committed_unit_of_work_is_visible_as_a_whole,
+            a_dropped_unit_of_work_leaves_nothing,
+            concurrent_units_of_work_on_one_conversation_lose_no_update,
+            concurrent_claims_have_exactly_one_winner,
+            units_of_work_that_read_before_writing_survive_contention,
+            claim_next_hands_out_distinct_tickets_under_concurrency,
+            claim_next_serves_the_most_urgent_then_the_oldest,
+            open_tickets_are_ordered_by_priority_then_age_with_waiting_time,
+            queue_position_counts_the_tickets_served_first,
+            claim_reports_why_it_did_not_claim,
+            resolve_needs_the_holder_and_cancel_needs_a_queued_ticket,
+            tickets_round_trip_every_field,
+            a_duplicate_ticket_code_is_refused,
+            outbox_rows_stay_pending_until_delivered_and_retry_when_due,
+            ratings_are_kept_per_ticket_and_checked,
+            misses_are_aggregated_by_text_most_frequent_first,
+            stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_the_database,
+            handling_time_is_the_median_of_recent_claims,
+            users_keep_their_latest_name_and_chosen_language,
+            staff_threads_map_tickets_both_ways,
+        );
+    };
+    (@tests $run:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $run($crate::suite::$name).await;
+            }
+        )*
+    };
+}
+pub(crate) use store_suite;
+
+/// One test's database: a SQLite file in its own temporary directory, or a PostgreSQL schema of
+/// its own.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    /// What `Store::connect` is given.
+    pub url: String,
+    /// Where SQLite keeps the file (to scan its bytes).
+    pub sqlite_file: Option<PathBuf>,
+    /// The PostgreSQL schema (to scan its tables).
+    pub pg_schema: Option<String>,
+}
+
+impl TestDb {
+    /// A new pool on the test database (migrations applied).
+    pub async fn connect(&self) -> Store {
+        let options = StoreOptions {
+            max_connections: 8,
+            ..StoreOptions::default()
+        };
+        Store::connect_with(&self.url, &options)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Whether `needle` occurs anywhere in what the database stored: the SQLite file and its WAL
+    /// byte for byte, or every row of every table of the PostgreSQL schema as text.
+    pub async fn raw_contains(&self, store: &Store, needle: &str) -> bool {
+        match (store, &self.sqlite_file, &self.pg_schema) {
+            (Store::Sqlite(_), Some(file), _) => {
+                let mut found = false;
+                for suffix in ["", "-wal", "-journal"] {
+                    let path = PathBuf::from(format!("{}{suffix}", file.display()));
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        found |= bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+                    }
+                }
+                found
+            }
+            (Store::Postgres(pool), _, Some(schema)) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                )
+                .bind(schema)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                assert!(tables.len() >= 10, "schema {schema} has tables {tables:?}");
+                for table in tables {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM \"{schema}\".\"{table}\" t WHERE strpos(t::text, $1) > 0"
+                    );
+                    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(needle)
+                        .fetch_one(pool)
+                        .await
+                        .unwrap();
+                    if n > 0 {
+                        return true;
+                    }
+                }
+                false
+            }
+            _ => panic!("test database and store backends differ"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + TimeDelta::seconds(seconds)
+}
+
+fn cref(user: &str) -> ConversationRef {
+    ConversationRef {
+        platform: "terminal".to_owned(),
+        chat_id: format!("chat-{user}"),
+        user_id: user.to_owned(),
+    }
+}
+
+fn inbound(user: &str, message_id: &str, text: &str, at: DateTime<Utc>) -> Inbound {
+    Inbound {
+        conversation: cref(user),
+        user_name: format!("User {user}"),
+        platform_message_id: message_id.to_owned(),
+        text: text.to_owned(),
+        at,
+    }
+}
+
+fn new_ticket(
+    conversation_id: i64,
+    code: &str,
+    priority: Priority,
+    at: DateTime<Utc>,
+) -> NewTicket {
+    NewTicket {
+        code: code.to_owned(),
+        conversation_id,
+        user_name: "Alice".to_owned(),
+        intent: Some("deposit.missing".to_owned()),
+        priority,
+        reason: "user asked for a human".to_owned(),
+        details: vec![],
+        created_at: at,
+    }
+}
+
+/// Opens a ticket in its own unit of work for `user`'s conversation.
+async fn open(
+    store: &Store,
+    user: &str,
+    code: &str,
+    priority: Priority,
+    at: DateTime<Utc>,
+) -> Ticket {
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref(user)).await.unwrap();
+    let ticket = tx
+        .open_ticket(&new_ticket(conversation.id, code, priority, at))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    ticket
+}
+
+fn outgoing(user: &str, text: &str) -> Outgoing {
+    Outgoing {
+        conversation: cref(user),
+        text: text.to_owned(),
+        buttons: vec![
+            Button {
+                label: "Yes".to_owned(),
+                payload: "/yes".to_owned(),
+            },
+            Button {
+                label: "转人工".to_owned(),
+                payload: "/human".to_owned(),
+            },
+        ],
+        reply_to: Some("m-1".to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+pub async fn migrations_apply_twice_idempotently(db: TestDb) {
+    let first = db.connect().await;
+    assert_eq!(
+        first
+            .record_inbound(&inbound("a", "m1", "hi", t(0)), "hi", t(1))
+            .await
+            .unwrap(),
+        InboundOutcome::New(1)
+    );
+    first.close().await;
+
+    // Connecting again re-runs the migrator, which must skip what is applied and keep the data.
+    let second = db.connect().await;
+    let third = db.connect().await;
+    assert_eq!(
+        second
+            .record_inbound(&inbound("a", "m1", "hi", t(0)), "hi", t(2))
+            .await
+            .unwrap(),
+        InboundOutcome::Duplicate
+    );
+    assert_eq!(third.unprocessed_inbound(10).await.unwrap().len(), 1);
+    let applied: i64 = match &third {
+        Store::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(applied, 1, "each migration recorded once");
+}
+
+pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
+    let store = db.connect().await;
+    let message = inbound("a", "42", "where is my deposit", t(0));
+    let first = store
+        .record_inbound(&message, &message.text, t(1))
+        .await
+        .unwrap();
+    let InboundOutcome::New(id) = first else {
+        panic!("first delivery should be new, got {first:?}");
+    };
+    assert_eq!(
+        store
+            .record_inbound(&message, &message.text, t(5))
+            .await
+            .unwrap(),
+        InboundOutcome::Duplicate
+    );
+    // Concurrent redeliveries: still one row.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let message = message.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_inbound(&message, &message.text, t(6))
+                .await
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), InboundOutcome::Duplicate);
+    }
+    let stored = store.unprocessed_inbound(10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, id);
+    assert_eq!(
+        stored[0].received_at,
+        t(1),
+        "the first delivery's time is kept"
+    );
+
+    // The key is platform + chat + message id: the same id in another chat is another message.
+    let mut elsewhere = message.clone();
+    elsewhere.conversation.chat_id = "group-1".to_owned();
+    assert!(matches!(
+        store.record_inbound(&elsewhere, "x", t(7)).await.unwrap(),
+        InboundOutcome::New(_)
+    ));
+    let mut other_platform = message.clone();
+    other_platform.conversation.platform = "telegram".to_owned();
+    assert!(matches!(
+        store
+            .record_inbound(&other_platform, "x", t(7))
+            .await
+            .unwrap(),
+        InboundOutcome::New(_)
+    ));
+    assert_eq!(store.unprocessed_inbound(10).await.unwrap().len(), 3);
+
+    // Once processed it is no longer offered for reprocessing, and marking twice is a no-op.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.mark_processed(id, t(8)).await.unwrap());
+    assert!(!tx.mark_processed(id, t(9)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(store.unprocessed_inbound(10).await.unwrap().len(), 2);
+}
+
+/// Writes everything one message can change, in one unit of work; returns the inbound id.
+async fn write_everything(store: &Store, tx: &mut kefu_store::UnitOfWork, user: &str) -> i64 {
+    let _ = store;
+    let message = inbound(user, "m-1", "my deposit never arrived", t(0));
+    let InboundOutcome::New(inbound_id) = tx
+        .record_inbound(&message, &message.text, t(1))
+        .await
+        .unwrap()
+    else {
+        panic!("new message expected");
+    };
+    let conversation = tx.load_conversation(&cref(user)).await.unwrap();
+    assert_eq!(conversation.state, None, "a new conversation has no state");
+    tx.save_conversation(
+        conversation.id,
+        &json!({"mode": "queued", "misses": 0}),
+        t(2),
+    )
+    .await
+    .unwrap();
+    tx.append_transcript(
+        conversation.id,
+        None,
+        &TranscriptLine {
+            at: t(0),
+            sender: Sender::User,
+            text: message.text.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let ticket = tx
+        .open_ticket(&new_ticket(conversation.id, "K7Q2", Priority::High, t(2)))
+        .await
+        .unwrap();
+    tx.append_transcript(
+        conversation.id,
+        Some(ticket.id),
+        &TranscriptLine {
+            at: t(2),
+            sender: Sender::Bot,
+            text: "A human will take over. Your code is K7Q2.".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.enqueue(&outgoing(user, "A human will take over."), t(2))
+        .await
+        .unwrap();
+    tx.record_miss(&Miss {
+        text: "my deposit never arrived".to_owned(),
+        language: Some("en".to_owned()),
+        intent_guess: Some("deposit.missing".to_owned()),
+        confidence: Some(0.41),
+        at: t(2),
+    })
+    .await
+    .unwrap();
+    assert!(tx.mark_processed(inbound_id, t(3)).await.unwrap());
+    inbound_id
+}
+
+pub async fn a_committed_unit_of_work_is_visible_as_a_whole(db: TestDb) {
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    write_everything(&store, &mut tx, "a").await;
+    tx.commit().await.unwrap();
+
+    let conversation = store.conversation(&cref("a")).await.unwrap().unwrap();
+    assert_eq!(
+        conversation.state,
+        Some(json!({"mode": "queued", "misses": 0}))
+    );
+    assert_eq!(conversation.updated_at, Some(t(2)));
+    let transcript = store.transcript(&cref("a")).await.unwrap();
+    assert_eq!(transcript.len(), 2);
+    assert_eq!(transcript[0].sender, Sender::User);
+    assert_eq!(transcript[1].sender, Sender::Bot);
+    let ticket = store.ticket_by_code("K7Q2").await.unwrap().unwrap();
+    assert_eq!(ticket.status, TicketStatus::Queued);
+    assert_eq!(ticket.conversation, cref("a"));
+    assert_eq!(
+        store.ticket_transcript(ticket.id).await.unwrap(),
+        transcript[1..]
+    );
+    assert_eq!(
+        store.open_ticket_for(&cref("a")).await.unwrap(),
+        Some(ticket)
+    );
+    assert_eq!(store.pending_outbox(10, t(2)).await.unwrap().len(), 1);
+    assert_eq!(store.misses(10).await.unwrap().len(), 1);
+    assert!(store.unprocessed_inbound(10).await.unwrap().is_empty());
+}
+
+pub async fn a_dropped_unit_of_work_leaves_nothing(db: TestDb) {
+    let store = db.connect().await;
+    {
+        let mut tx = store.begin().await.unwrap();
+        write_everything(&store, &mut tx, "a").await;
+        // Dropped without commit, as when the handler returns early with an error.
+    }
+    let mut tx = store.begin().await.unwrap();
+    write_everything(&store, &mut tx, "b").await;
+    tx.rollback().await.unwrap();
+
+    for user in ["a", "b"] {
+        assert_eq!(store.conversation(&cref(user)).await.unwrap(), None);
+        assert!(store.transcript(&cref(user)).await.unwrap().is_empty());
+        assert_eq!(store.user("terminal", user).await.unwrap(), None);
+    }
+    assert_eq!(store.ticket_by_code("K7Q2").await.unwrap(), None);
+    assert!(store.open_tickets(t(10)).await.unwrap().is_empty());
+    assert!(store.pending_outbox(10, t(10)).await.unwrap().is_empty());
+    assert!(store.misses(10).await.unwrap().is_empty());
+    assert!(store.unprocessed_inbound(10).await.unwrap().is_empty());
+
+    // The rolled-back inbound message was never recorded, so its redelivery is new.
+    let message = inbound("a", "m-1", "my deposit never arrived", t(0));
+    assert!(matches!(
+        store
+            .record_inbound(&message, &message.text, t(11))
+            .await
+            .unwrap(),
+        InboundOutcome::New(_)
+    ));
+}
+
+pub async fn concurrent_units_of_work_on_one_conversation_lose_no_update(db: TestDb) {
+    let store = db.connect().await;
+    let tasks = 12;
+    let barrier = Arc::new(Barrier::new(tasks));
+    let mut handles = Vec::new();
+    for i in 0..tasks {
+        let store = store.clone();
+        let barrier = Arc::clone(&barrier);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut tx = store.begin().await.unwrap();
+            let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+            let count = conversation
+                .state
+                .as_ref()
+                .and_then(|s| s["count"].as_i64())
+                .unwrap_or(0);
+            // Give a racing transaction every chance to read the same count.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tx.save_conversation(
+                conversation.id,
+                &json!({ "count": count + 1 }),
+                t(i64::try_from(i).unwrap()),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let state = store.conversation(&cref("a")).await.unwrap().unwrap().state;
+    assert_eq!(state, Some(json!({ "count": tasks })));
+}
+
+pub async fn concurrent_claims_have_exactly_one_winner(db: TestDb) {
+    let store = db.connect().await;
+    let ticket = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let staff = 16;
+    let barrier = Arc::new(Barrier::new(staff));
+    let mut handles = Vec::new();
+    for i in 0..staff {
+        let store = store.clone();
+        let barrier = Arc::clone(&barrier);
+        handles.push(tokio::spawn(async move {
+            let name = format!("staff-{i}");
+            barrier.wait().await;
+            let outcome = store.claim(ticket.id, &name, t(60)).await.unwrap();
+            (name, outcome)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for handle in handles {
+        let (name, outcome) = handle.await.unwrap();
+        match outcome {
+            ClaimOutcome::Claimed => winners.push(name),
+            ClaimOutcome::AlreadyClaimedBy(holder) => losers.push(holder),
+            other => panic!("unexpected claim outcome {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner: {winners:?}");
+    assert_eq!(losers.len(), staff - 1);
+    assert!(
+        losers.iter().all(|holder| *holder == winners[0]),
+        "losers see the winner"
+    );
+    let claimed = store.ticket(ticket.id).await.unwrap().unwrap();
+    assert_eq!(claimed.status, TicketStatus::Claimed);
+    assert_eq!(claimed.assignee.as_deref(), Some(winners[0].as_str()));
+    assert_eq!(claimed.claimed_at, Some(t(60)));
+}
+
+/// On SQLite a deferred transaction that reads, then writes after another writer committed, fails
+/// with `SQLITE_BUSY` that no busy timeout retries; units of work take the write lock up front
+/// (`BEGIN IMMEDIATE`) so this cannot happen.
+pub async fn units_of_work_that_read_before_writing_survive_contention(db: TestDb) {
+    let store = db.connect().await;
+    let ticket = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let staff = 12;
+    let barrier = Arc::new(Barrier::new(staff));
+    let mut handles = Vec::new();
+    for i in 0..staff {
+        let store = store.clone();
+        let barrier = Arc::clone(&barrier);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut tx = store.begin().await?;
+            let seen = tx.ticket(ticket.id).await?.expect("ticket exists");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            let outcome = tx.claim(seen.id, &format!("staff-{i}"), t(10)).await?;
+            let conversation_id = tx.load_conversation(&cref("a")).await?.id;
+            tx.append_transcript(
+                conversation_id,
+                Some(seen.id),
+                &TranscriptLine {
+                    at: t(10),
+                    sender: Sender::Staff(format!("staff-{i}")),
+                    text: format!("{outcome:?}"),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(outcome)
+        }));
+    }
+    let mut claimed = 0;
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(ClaimOutcome::Claimed) => claimed += 1,
+            Ok(ClaimOutcome::AlreadyClaimedBy(_)) => {}
+            other => panic!("a unit of work failed under contention: {other:?}"),
+        }
+    }
+    assert_eq!(claimed, 1);
+    assert_eq!(
+        store.ticket_transcript(ticket.id).await.unwrap().len(),
+        staff
+    );
+}
+
+pub async fn claim_next_hands_out_distinct_tickets_under_concurrency(db: TestDb) {
+    let store = db.connect().await;
+    let tickets = 10;
+    for i in 0..tickets {
+        open(
+            &store,
+            &format!("u{i}"),
+            &format!("C{i:03}"),
+            Priority::Normal,
+            t(i),
+        )
+        .await;
+    }
+    let staff = 16;
+    let barrier = Arc::new(Barrier::new(staff));
+    let mut handles = Vec::new();
+    for i in 0..staff {
+        let store = store.clone();
+        let barrier = Arc::clone(&barrier);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .claim_next(&format!("staff-{i}"), t(100))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut got = Vec::new();
+    for handle in handles {
+        if let Some(ticket) = handle.await.unwrap() {
+            assert_eq!(ticket.status, TicketStatus::Claimed);
+            got.push(ticket.id);
+        }
+    }
+    let distinct: HashSet<i64> = got.iter().copied().collect();
+    assert_eq!(
+        got.len(),
+        usize::try_from(tickets).unwrap(),
+        "every ticket handed out: {got:?}"
+    );
+    assert_eq!(
+        distinct.len(),
+        got.len(),
+        "no ticket handed out twice: {got:?}"
+    );
+    assert!(store.claim_next("late", t(101)).await.unwrap().is_none());
+}
+
+pub async fn claim_next_serves_the_most_urgent_then_the_oldest(db: TestDb) {
+    let store = db.connect().await;
+    let low = open(&store, "a", "LOW1", Priority::Low, t(0)).await;
+    let normal_old = open(&store, "b", "NRM1", Priority::Normal, t(1)).await;
+    let urgent = open(&store, "c", "URG1", Priority::Urgent, t(5)).await;
+    let normal_new = open(&store, "d", "NRM2", Priority::Normal, t(3)).await;
+    let mut order = Vec::new();
+    while let Some(ticket) = store.claim_next("staff", t(10)).await.unwrap() {
+        assert_eq!(ticket.assignee.as_deref(), Some("staff"));
+        order.push(ticket.id);
+    }
+    assert_eq!(order, [urgent.id, normal_old.id, normal_new.id, low.id]);
+}
+
+pub async fn open_tickets_are_ordered_by_priority_then_age_with_waiting_time(db: TestDb) {
+    let store = db.connect().await;
+    let low = open(&store, "a", "LOW1", Priority::Low, t(0)).await;
+    let normal_old = open(&store, "b", "NRM1", Priority::Normal, t(10)).await;
+    let high = open(&store, "c", "HIG1", Priority::High, t(20)).await;
+    let urgent = open(&store, "d", "URG1", Priority::Urgent, t(30)).await;
+    let normal_new = open(&store, "e", "NRM2", Priority::Normal, t(40)).await;
+    let gone = open(&store, "f", "GONE", Priority::Urgent, t(0)).await;
+    assert_eq!(
+        store.cancel(gone.id, t(41)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.claim(high.id, "bob", t(50)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+
+    let open_tickets = store.open_tickets(t(100)).await.unwrap();
+    let ids: Vec<i64> = open_tickets.iter().map(|o| o.ticket.id).collect();
+    assert_eq!(
+        ids,
+        [urgent.id, high.id, normal_old.id, normal_new.id, low.id]
+    );
+    let waits: Vec<i64> = open_tickets
+        .iter()
+        .map(|o| o.waiting.num_seconds())
+        .collect();
+    // Queued: until now; claimed (high): until the claim.
+    assert_eq!(waits, [70, 30, 90, 60, 100]);
+}
+
+pub async fn queue_position_counts_the_tickets_served_first(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(10)).await;
+    let c = open(&store, "c", "CCCC", Priority::Low, t(5)).await;
+    assert_eq!(store.queue_position(a.id).await.unwrap(), Some(1));
+    assert_eq!(store.queue_position(b.id).await.unwrap(), Some(2));
+    assert_eq!(store.queue_position(c.id).await.unwrap(), Some(3));
+
+    // An urgent ticket jumps the queue.
+    let d = open(&store, "d", "DDDD", Priority::Urgent, t(20)).await;
+    assert_eq!(store.queue_position(d.id).await.unwrap(), Some(1));
+    assert_eq!(store.queue_position(c.id).await.unwrap(), Some(4));
+
+    // Served tickets leave the queue; claimed ones have no position.
+    assert_eq!(
+        store.claim(d.id, "s", t(30)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.cancel(a.id, t(31)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(store.queue_position(b.id).await.unwrap(), Some(1));
+    assert_eq!(store.queue_position(c.id).await.unwrap(), Some(2));
+    assert_eq!(store.queue_position(d.id).await.unwrap(), None);
+    assert_eq!(store.queue_position(a.id).await.unwrap(), None);
+    assert_eq!(store.queue_position(9999).await.unwrap(), None);
+}
+
+pub async fn claim_reports_why_it_did_not_claim(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    assert_eq!(
+        store.claim(9999, "ann", t(1)).await.unwrap(),
+        ClaimOutcome::NotFound
+    );
+    assert_eq!(
+        store.claim(a.id, "ann", t(1)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.claim(a.id, "ann", t(2)).await.unwrap(),
+        ClaimOutcome::AlreadyClaimedBy("ann".to_owned()),
+        "claiming twice reports the holder, the caller's own name included"
+    );
+    assert_eq!(
+        store.claim(a.id, "bob", t(2)).await.unwrap(),
+        ClaimOutcome::AlreadyClaimedBy("ann".to_owned())
+    );
+    assert_eq!(
+        store.ticket(a.id).await.unwrap().unwrap().claimed_at,
+        Some(t(1))
+    );
+    assert_eq!(
+        store.cancel(b.id, t(3)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        store.claim(b.id, "bob", t(4)).await.unwrap(),
+        ClaimOutcome::Closed
+    );
+}
+
+pub async fn resolve_needs_the_holder_and_cancel_needs_a_queued_ticket(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    assert_eq!(
+        store.resolve(a.id, "ann", t(1)).await.unwrap(),
+        ResolveOutcome::NotClaimed
+    );
+    assert_eq!(
+        store.resolve(9999, "ann", t(1)).await.unwrap(),
+        ResolveOutcome::NotFound
+    );
+    assert_eq!(
+        store.claim(a.id, "ann", t(2)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.cancel(a.id, t(3)).await.unwrap(),
+        CancelOutcome::AlreadyClaimedBy("ann".to_owned())
+    );
+    assert_eq!(
+        store.resolve(a.id, "bob", t(3)).await.unwrap(),
+        ResolveOutcome::HeldBy("ann".to_owned())
+    );
+    assert_eq!(
+        store.resolve(a.id, "ann", t(4)).await.unwrap(),
+        ResolveOutcome::Resolved
+    );
+    let resolved = store.ticket(a.id).await.unwrap().unwrap();
+    assert_eq!(resolved.status, TicketStatus::Resolved);
+    assert_eq!(resolved.resolved_at, Some(t(4)));
+    assert_eq!(resolved.assignee.as_deref(), Some("ann"));
+    assert_eq!(
+        store.resolve(a.id, "ann", t(5)).await.unwrap(),
+        ResolveOutcome::Closed
+    );
+    assert_eq!(
+        store.cancel(a.id, t(5)).await.unwrap(),
+        CancelOutcome::Closed
+    );
+    assert_eq!(store.open_ticket_for(&cref("a")).await.unwrap(), None);
+
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    assert_eq!(
+        store.cancel(b.id, t(6)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let cancelled = store.ticket(b.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, TicketStatus::Cancelled);
+    assert_eq!(
+        cancelled.resolved_at,
+        Some(t(6)),
+        "resolved_at records when it closed"
+    );
+    assert_eq!(
+        store.cancel(b.id, t(7)).await.unwrap(),
+        CancelOutcome::Closed
+    );
+    assert_eq!(
+        store.resolve(b.id, "ann", t(7)).await.unwrap(),
+        ResolveOutcome::Closed
+    );
+    assert_eq!(
+        store.cancel(9999, t(7)).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+}
+
+pub async fn tickets_round_trip_every_field(db: TestDb) {
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+    let details = vec![
+        Detail {
+            name: "tx_id".to_owned(),
+            value: Some("0x".to_owned() + &"ab".repeat(32)),
+        },
+        Detail {
+            name: "amount".to_owned(),
+            value: Some("1.5 USDT".to_owned()),
+        },
+        Detail {
+            name: "network".to_owned(),
+            value: None,
+        },
+    ];
+    let created = t(0) + TimeDelta::nanoseconds(123_456_789);
+    let opened = tx
+        .open_ticket(&NewTicket {
+            code: "Z9X8".to_owned(),
+            conversation_id: conversation.id,
+            user_name: "小明".to_owned(),
+            intent: None,
+            priority: Priority::Urgent,
+            reason: "sensitive topic".to_owned(),
+            details: details.clone(),
+            created_at: created,
+        })
+        .await
+        .unwrap();
+    assert_eq!(tx.ticket(opened.id).await.unwrap().as_ref(), Some(&opened));
+    assert_eq!(tx.queue_position(opened.id).await.unwrap(), Some(1));
+    tx.commit().await.unwrap();
+    let expected = Ticket {
+        id: opened.id,
+        code: "Z9X8".to_owned(),
+        conversation: cref("a"),
+        user_name: "小明".to_owned(),
+        intent: None,
+        priority: Priority::Urgent,
+        status: TicketStatus::Queued,
+        assignee: None,
+        reason: "sensitive topic".to_owned(),
+        details,
+        // Stored at microsecond precision on both backends.
+        created_at: t(0) + TimeDelta::microseconds(123_456),
+        claimed_at: None,
+        resolved_at: None,
+    };
+    assert_eq!(opened, expected);
+    assert_eq!(
+        store.ticket(opened.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(store.ticket_by_code("Z9X8").await.unwrap(), Some(expected));
+    assert_eq!(store.ticket_by_code("NOPE").await.unwrap(), None);
+}
+
+pub async fn a_duplicate_ticket_code_is_refused(db: TestDb) {
+    let store = db.connect().await;
+    open(&store, "a", "SAME", Priority::Normal, t(0)).await;
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("b")).await.unwrap();
+    let err = tx
+        .open_ticket(&new_ticket(conversation.id, "SAME", Priority::Normal, t(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateTicketCode { code } if code == "SAME"),
+        "{err:?}"
+    );
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .open_ticket(&new_ticket(424_242, "OTHR", Priority::Normal, t(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownConversation { id: 424_242 }),
+        "{err:?}"
+    );
+}
+
+pub async fn outbox_rows_stay_pending_until_delivered_and_retry_when_due(db: TestDb) {
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    let first = tx.enqueue(&outgoing("a", "first"), t(0)).await.unwrap();
+    let second = tx.enqueue(&outgoing("b", "second"), t(1)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        store.pending_outbox(10, t(-1)).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let pending = store.pending_outbox(10, t(1)).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    assert_eq!(pending[0].message, outgoing("a", "first"));
+    assert_eq!(pending[0].attempts, 0);
+    assert_eq!(pending[0].created_at, t(0));
+    assert_eq!(
+        store.pending_outbox(1, t(1)).await.unwrap().len(),
+        1,
+        "limit respected"
+    );
+
+    // A crash before delivery: the rows are still there for the next process.
+    store.close().await;
+    let store = db.connect().await;
+    assert_eq!(store.pending_outbox(10, t(2)).await.unwrap().len(), 2);
+
+    assert!(store.mark_delivered(first, t(2)).await.unwrap());
+    assert!(
+        !store.mark_delivered(first, t(3)).await.unwrap(),
+        "delivered once"
+    );
+    assert!(
+        store
+            .mark_failed(second, "429 Too Many Requests", t(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.pending_outbox(10, t(59)).await.unwrap().is_empty(),
+        "waits for retry time"
+    );
+    let retry = store.pending_outbox(10, t(60)).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].id, second);
+    assert_eq!(retry[0].attempts, 1);
+    assert_eq!(retry[0].next_attempt_at, t(60));
+    assert_eq!(
+        retry[0].last_error.as_deref(),
+        Some("429 Too Many Requests")
+    );
+    assert!(store.mark_delivered(second, t(61)).await.unwrap());
+    assert!(store.pending_outbox(10, t(1000)).await.unwrap().is_empty());
+    assert!(
+        !store.mark_failed(second, "late", t(2000)).await.unwrap(),
+        "delivered stays delivered"
+    );
+    assert!(!store.mark_delivered(9999, t(1)).await.unwrap());
+}
+
+pub async fn ratings_are_kept_per_ticket_and_checked(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.record_rating(a.id, 5, None, t(10)).await.unwrap();
+    tx.record_rating(a.id, 3, Some("慢了一点 but fine"), t(11))
+        .await
+        .unwrap();
+    for bad in [0, 6] {
+        let err = tx.record_rating(a.id, bad, None, t(12)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::InvalidRating { score } if score == bad),
+            "{err:?}"
+        );
+    }
+    tx.commit().await.unwrap();
+    let ratings = store.ratings_for(a.id).await.unwrap();
+    assert_eq!(
+        ratings
+            .iter()
+            .map(|r| (r.ticket_id, r.score, r.comment.as_deref(), r.at))
+            .collect::<Vec<_>>(),
+        [(a.id, 3, Some("慢了一点 but fine"), t(11))],
+        "one rating per ticket: the later score and comment replace the first"
+    );
+    assert!(store.ratings_for(b.id).await.unwrap().is_empty());
+}
+
+pub async fn misses_are_aggregated_by_text_most_frequent_first(db: TestDb) {
+    let store = db.connect().await;
+    let miss = |text: &str, guess: &str, confidence: f64, at: i64| Miss {
+        text: text.to_owned(),
+        language: Some(if text.is_ascii() { "en" } else { "zh" }.to_owned()),
+        intent_guess: Some(guess.to_owned()),
+        confidence: Some(confidence),
+        at: t(at),
+    };
+    for m in [
+        miss("how to stake", "earn.intro", 0.2, 0),
+        miss("怎么质押", "earn.intro", 0.3, 1),
+        miss("怎么质押", "earn.apy", 0.5, 5),
+        miss("how to stake", "earn.apy", 0.4, 2),
+        miss("怎么质押", "earn.intro", 0.4, 3),
+        miss("nft airdrop?", "airdrop", 0.1, 4),
+        miss("nft airdrop?", "nft.intro", 0.2, 1),
+    ] {
+        store.record_miss(&m).await.unwrap();
+    }
+    let summary = store.misses(10).await.unwrap();
+    let rows: Vec<(&str, i64, DateTime<Utc>, Option<&str>)> = summary
+        .iter()
+        .map(|s| {
+            (
+                s.text.as_str(),
+                s.count,
+                s.last_at,
+                s.intent_guess.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("怎么质押", 3, t(5), Some("earn.apy")),
+            // Equal counts: most recent first.
+            ("nft airdrop?", 2, t(4), Some("airdrop")),
+            ("how to stake", 2, t(2), Some("earn.apy")),
+        ]
+    );
+    let zh = &summary[0];
+    assert_eq!(zh.language.as_deref(), Some("zh"));
+    assert!((zh.mean_confidence.unwrap() - 0.4).abs() < 1e-9);
+    assert_eq!(store.misses(1).await.unwrap().len(), 1, "limit respected");
+}
+
+pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_the_database(
+    db: TestDb,
+) {
+    let store = db.connect().await;
+    // The "secret": twelve BIP-39 words the caller redacts before calling the store.
+    let seed =
+        "abandon ability able about above absent absorb abstract absurd abuse access accident";
+    let raw = format!("help, my wallet words are {seed} is that safe?");
+    // What the caller's redactor produced; tricky bytes on purpose (CJK, emoji, quotes, NUL-free
+    // control characters, trailing spaces, CRLF).
+    let redacted = "help, my wallet words are [redacted: seed phrase, 12 words] is that safe? \
+                    钱包 🚀 \"q\" 'x' \\ \t tab  \r\nline2  ";
+    let message = inbound("a", "m-secret", &raw, t(0));
+    let InboundOutcome::New(_) = store
+        .record_inbound(&message, redacted, t(1))
+        .await
+        .unwrap()
+    else {
+        panic!("new message expected");
+    };
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+    tx.append_transcript(
+        conversation.id,
+        None,
+        &TranscriptLine {
+            at: t(0),
+            sender: Sender::User,
+            text: redacted.to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut ticket = new_ticket(conversation.id, "SEED", Priority::Urgent, t(2));
+    ticket.details = vec![Detail {
+        name: "address".to_owned(),
+        value: Some(redacted.to_owned()),
+    }];
+    tx.open_ticket(&ticket).await.unwrap();
+    tx.enqueue(&outgoing("a", redacted), t(2)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let stored = store.unprocessed_inbound(10).await.unwrap();
+    assert_eq!(
+        stored[0].text.as_bytes(),
+        redacted.as_bytes(),
+        "byte for byte"
+    );
+    assert_eq!(
+        store.transcript(&cref("a")).await.unwrap()[0]
+            .text
+            .as_bytes(),
+        redacted.as_bytes()
+    );
+    assert_eq!(
+        store.ticket_by_code("SEED").await.unwrap().unwrap().details[0]
+            .value
+            .as_deref(),
+        Some(redacted)
+    );
+    assert_eq!(
+        store.pending_outbox(10, t(3)).await.unwrap()[0]
+            .message
+            .text,
+        redacted
+    );
+
+    // The scan itself works (finds what was stored)…
+    assert!(
+        db.raw_contains(&store, "[redacted: seed phrase, 12 words]")
+            .await
+    );
+    // …and finds no trace of the secret the store was never given.
+    assert!(!db.raw_contains(&store, "abandon ability able").await);
+    assert!(!db.raw_contains(&store, "absurd abuse access").await);
+}
+
+pub async fn handling_time_is_the_median_of_recent_claims(db: TestDb) {
+    let store = db.connect().await;
+    assert_eq!(store.recent_handling_time(20).await.unwrap(), None);
+    // Claimed after 60 s, 600 s, 120 s (in claim order), plus one still queued.
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    let c = open(&store, "c", "CCCC", Priority::Normal, t(1000)).await;
+    open(&store, "d", "DDDD", Priority::Normal, t(0)).await;
+    store.claim(a.id, "s", t(60)).await.unwrap();
+    store.claim(b.id, "s", t(600)).await.unwrap();
+    store.claim(c.id, "s", t(1120)).await.unwrap();
+    assert_eq!(
+        store.recent_handling_time(20).await.unwrap(),
+        Some(TimeDelta::seconds(120))
+    );
+    // The two most recent claims (600 s, 120 s): their median is the mean of the middle pair.
+    assert_eq!(
+        store.recent_handling_time(2).await.unwrap(),
+        Some(TimeDelta::seconds(360))
+    );
+    assert_eq!(
+        store.recent_handling_time(1).await.unwrap(),
+        Some(TimeDelta::seconds(120))
+    );
+}
+
+pub async fn users_keep_their_latest_name_and_chosen_language(db: TestDb) {
+    let store = db.connect().await;
+    let mut message = inbound("a", "1", "hi", t(0));
+    store.record_inbound(&message, "hi", t(0)).await.unwrap();
+    message.user_name = "Alice 🌸".to_owned();
+    message.platform_message_id = "2".to_owned();
+    store.record_inbound(&message, "hi", t(1)).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.set_user_language("terminal", "a", Some("zh"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.set_user_language("terminal", "nobody", Some("zh"))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let user = store.user("terminal", "a").await.unwrap().unwrap();
+    assert_eq!(user.display_name, "Alice 🌸");
+    assert_eq!(user.language.as_deref(), Some("zh"));
+    assert_eq!(store.user("telegram", "a").await.unwrap(), None);
+}
+
+pub async fn staff_threads_map_tickets_both_ways(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    store
+        .set_staff_thread(a.id, "telegram", "topic-17")
+        .await
+        .unwrap();
+    store
+        .set_staff_thread(a.id, "discord", "998877")
+        .await
+        .unwrap();
+    store
+        .set_staff_thread(b.id, "telegram", "topic-18")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .staff_thread(a.id, "telegram")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("topic-17")
+    );
+    assert_eq!(
+        store
+            .staff_thread(a.id, "discord")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("998877")
+    );
+    assert_eq!(store.staff_thread(b.id, "discord").await.unwrap(), None);
+    assert_eq!(
+        store
+            .ticket_by_staff_thread("telegram", "topic-18")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(b.id)
+    );
+    // Re-mapping replaces the old thread.
+    store
+        .set_staff_thread(a.id, "telegram", "topic-99")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .ticket_by_staff_thread("telegram", "topic-17")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .ticket_by_staff_thread("telegram", "topic-99")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(a.id)
+    );
+    assert_eq!(
+        store.backend(),
+        if db.sqlite_file.is_some() {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    );
+}
