@@ -49,11 +49,65 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
-    /// Talk to the bot in the terminal: one message per line on stdin, replies on stdout.
+    /// Talk to the bot in the terminal: one message per line on stdin, replies on stdout. The
+    /// conversation persists in the database between runs; each run first prints what staff sent.
     Chat {
         /// Knowledge base: a TOML file or a directory (default: the configured `nlu.kb`).
         #[arg(long)]
         kb: Option<PathBuf>,
+        /// Who you are (default: $USER).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// The staff desk: the human queue and staff actions from the terminal.
+    Desk {
+        #[command(subcommand)]
+        command: DeskCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeskCommand {
+    /// Open tickets: id, code, priority, state, user, platform, intent guess, waiting time.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One ticket: details collected and the whole (redacted) transcript.
+    Show {
+        /// Ticket id or code.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a ticket: the bot stays silent while you hold the chat.
+    Claim {
+        /// Ticket id or code.
+        id: String,
+        /// Your name, shown to the user.
+        #[arg(long = "as")]
+        staff: String,
+    },
+    /// Write to the user (claims a queued ticket first).
+    Reply {
+        /// Ticket id or code.
+        id: String,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
+        /// The message.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Hand the chat back to the bot, which asks the user to rate the help.
+    Resolve {
+        /// Ticket id or code.
+        id: String,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
     },
 }
 
@@ -83,7 +137,22 @@ fn main() -> ExitCode {
                 Command::Kb {
                     command: KbCommand::Check { kb, json },
                 } => commands::kb::check(&kb_or(kb), json),
-                Command::Chat { kb } => commands::chat::run(&kb_or(kb)),
+                Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
+                Command::Desk { command } => {
+                    use commands::desk::DeskAction;
+                    let action = match command {
+                        DeskCommand::List { json } => DeskAction::List { json },
+                        DeskCommand::Show { id, json } => DeskAction::Show { id, json },
+                        DeskCommand::Claim { id, staff } => DeskAction::Claim { id, staff },
+                        DeskCommand::Reply { id, staff, text } => DeskAction::Reply {
+                            id,
+                            staff,
+                            text: text.join(" "),
+                        },
+                        DeskCommand::Resolve { id, staff } => DeskAction::Resolve { id, staff },
+                    };
+                    commands::desk::run(&settings, &settings.nlu.kb, action)
+                }
             }
         });
     match result {

@@ -16,6 +16,45 @@ const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
 pub struct Settings {
     /// Natural-language understanding.
     pub nlu: NluSettings,
+    /// Persistence.
+    pub database: DatabaseSettings,
+    /// Support hours.
+    pub support: SupportSettings,
+    /// Flood control.
+    pub flood: FloodSettings,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` (created if missing) or `postgres://…`. A password belongs in the
+    /// environment (`KEFU__DATABASE__URL`), never in a committed file.
+    pub url: String,
+}
+
+/// `[support]`: when staff answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportSettings {
+    /// IANA timezone, e.g. "Asia/Shanghai".
+    pub timezone: String,
+    /// "daily", "mon-fri", "mon,wed,fri"…
+    pub days: String,
+    /// Opening time, "HH:MM".
+    pub open: String,
+    /// Closing time, "HH:MM".
+    pub close: String,
+}
+
+/// `[flood]`: per-user flood control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodSettings {
+    /// Messages allowed per window.
+    pub max_messages: usize,
+    /// The window, in seconds.
+    pub window_secs: u64,
 }
 
 /// `[nlu]`.
@@ -70,16 +109,21 @@ mod tests {
     fn the_shipped_default_config_matches_the_settings_struct() {
         let s: Settings = toml_parse(EMBEDDED_DEFAULTS);
         assert_eq!(s.nlu.kb, PathBuf::from("config/kb"));
+        assert!(s.database.url.starts_with("sqlite://"));
+        kefu_core::SupportHours::parse(
+            &s.support.timezone,
+            &s.support.days,
+            &s.support.open,
+            &s.support.close,
+        )
+        .expect("the shipped support hours parse");
     }
 
     #[test]
     fn an_unknown_key_is_rejected_by_name() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            dir.path().join("default.toml"),
-            "[nlu]\nkb = \"x\"\nkbb = \"y\"\n",
-        )
-        .expect("write");
+        let text = EMBEDDED_DEFAULTS.replace("kb = \"config/kb\"", "kb = \"x\"\nkbb = \"y\"");
+        std::fs::write(dir.path().join("default.toml"), text).expect("write");
         let err = Settings::load_from(dir.path()).expect_err("unknown key");
         assert!(format!("{err:#}").contains("kbb"), "{err:#}");
     }

@@ -580,36 +580,7 @@ fn kb_check_rejects_a_nonexistent_path() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// chat and usage
-
-#[test]
-fn chat_answers_each_piped_line_without_prompts_and_exits_at_eof() {
-    let run = kefu(["chat"], Some("2FA丢了怎么办\nhow do I contact support\n"));
-    assert_eq!(run.code, 0, "{run:#?}");
-    let lines: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert!(lines.len() >= 2, "expected two replies: {run:#?}");
-    // First the Chinese reply to the first line, last the English reply to the second.
-    assert!(has_cjk(lines[0]), "first reply should be Chinese: {run:#?}");
-    let last = lines[lines.len() - 1];
-    assert!(
-        !has_cjk(last) && last.chars().any(|c| c.is_ascii_alphabetic()),
-        "last reply should be English: {run:#?}"
-    );
-    assert!(
-        !run.stdout
-            .lines()
-            .any(|l| l.starts_with("> ") || l.starts_with(">>")),
-        "prompts on a pipe: {run:#?}"
-    );
-    assert!(
-        !run.stdout.contains("Ctrl-D"),
-        "interactive banner on a pipe: {run:#?}"
-    );
-}
+// usage (the terminal chat is tested in tests/conversation.rs, each test with its own database)
 
 #[test]
 fn eval_without_cases_is_a_usage_error() {

@@ -1,46 +1,122 @@
-//! `kefu chat`: the terminal channel. One user message per line on stdin, the bot's replies on
-//! stdout; interactive prompts only when stdin is a terminal. This is the stateless form: every
-//! line is answered from the KB on its own.
+//! `kefu chat [--user NAME]`: the terminal channel. Each run first prints what staff sent NAME since
+//! their last run, then handles stdin lines as NAME's messages; the conversation, its ticket and
+//! its transcript persist in the database between runs. Works the same with a pipe (no prompts,
+//! exits at EOF). Buttons are shown numbered: typing the number presses the button.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::Context;
-use kefu_nlu::secrets::{find_secrets, redact};
+use anyhow::Context as _;
+use chrono::Utc;
+use kefu_core::model::{Button, ConversationRef, Inbound};
+use kefu_service::{Handled, Service};
 
-use super::ask::secret_warning;
-use super::{Failure, load_engine};
+use super::{Failure, open_service, runtime};
+use crate::settings::Settings;
 
-pub fn run(kb: &Path) -> Result<(), Failure> {
-    let engine = load_engine(kb)?.engine;
-    let interactive = std::io::stdin().is_terminal();
-    let mut out = std::io::stdout().lock();
-    let write_err =
-        |e: std::io::Error| Failure::Other(anyhow::Error::new(e).context("writing to stdout"));
-    if interactive {
-        let name = engine.kb().meta.name.as_deref().unwrap_or("Kefu");
-        writeln!(out, "{name} — type your question (Ctrl-D to quit)").map_err(write_err)?;
-    }
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    loop {
+pub fn run(settings: &Settings, kb: &Path, user: Option<String>) -> Result<(), Failure> {
+    let name = user
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "terminal".to_owned());
+    runtime()?.block_on(async {
+        let service = open_service(settings, kb).await?;
+        let cref = ConversationRef {
+            platform: "terminal".to_owned(),
+            chat_id: name.clone(),
+            user_id: name.clone(),
+        };
+        let interactive = std::io::stdin().is_terminal();
+        let mut out = std::io::stdout().lock();
+        let mut buttons: Vec<Button> = Vec::new();
         if interactive {
-            write!(out, "> ")
-                .and_then(|()| out.flush())
-                .map_err(write_err)?;
+            let kb_name = service
+                .engine()
+                .kb()
+                .meta
+                .name
+                .clone()
+                .unwrap_or_else(|| "Kefu".to_owned());
+            writeln!(out, "{kb_name} — chatting as {name} (Ctrl-D to quit)").map_err(io)?;
         }
-        let Some(line) = lines.next() else { break };
-        let line = line.context("reading stdin").map_err(Failure::Other)?;
-        if line.trim().is_empty() {
-            continue;
+        deliver(&service, &cref, &mut out, &mut buttons).await?;
+        let stdin = std::io::stdin();
+        let mut lines = stdin.lock().lines();
+        let mut counter = 0u64;
+        loop {
+            if interactive {
+                write!(out, "> ").and_then(|()| out.flush()).map_err(io)?;
+            }
+            let Some(line) = lines.next() else { break };
+            let line = line.context("reading stdin").map_err(Failure::Other)?;
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            // A number presses the matching button of the last message that had buttons.
+            let text = line
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| buttons.get(i))
+                .map_or_else(|| line.to_owned(), |b| b.payload.clone());
+            counter += 1;
+            let now = Utc::now();
+            let inbound = Inbound {
+                conversation: cref.clone(),
+                user_name: name.clone(),
+                platform_message_id: format!(
+                    "{}-{}-{counter}",
+                    std::process::id(),
+                    now.timestamp_nanos_opt().unwrap_or_default()
+                ),
+                text,
+                at: now,
+            };
+            if let Handled::Processed {
+                delete_message: Some(_),
+                ..
+            } = service.handle_inbound(&inbound, now).await.map_err(other)?
+            {
+                writeln!(out, "(the secret in your message was not stored)").map_err(io)?;
+            }
+            deliver(&service, &cref, &mut out, &mut buttons).await?;
         }
-        let spans = find_secrets(&line);
-        let decision = engine.decide(&redact(&line, &spans));
-        if let Some(w) = secret_warning(&decision.language, &spans) {
-            writeln!(out, "{w}").map_err(write_err)?;
+        Ok(())
+    })
+}
+
+/// Prints and marks delivered everything waiting for this conversation.
+async fn deliver(
+    service: &Service,
+    cref: &ConversationRef,
+    out: &mut impl Write,
+    buttons: &mut Vec<Button>,
+) -> Result<(), Failure> {
+    for m in service.pending_for(cref, Utc::now()).await.map_err(other)? {
+        writeln!(out, "{}", m.message.text).map_err(io)?;
+        if !m.message.buttons.is_empty() {
+            let shown: Vec<String> = m
+                .message
+                .buttons
+                .iter()
+                .enumerate()
+                .map(|(i, b)| format!("[{}] {}", i + 1, b.label))
+                .collect();
+            writeln!(out, "    {}", shown.join("   ")).map_err(io)?;
+            buttons.clone_from(&m.message.buttons);
         }
-        writeln!(out, "{}", engine.reply(&decision)).map_err(write_err)?;
-        writeln!(out).map_err(write_err)?;
+        writeln!(out).map_err(io)?;
+        out.flush().map_err(io)?;
+        service.delivered(m.id, Utc::now()).await.map_err(other)?;
     }
     Ok(())
+}
+
+fn io(e: std::io::Error) -> Failure {
+    Failure::Other(anyhow::Error::new(e).context("writing to stdout"))
+}
+
+fn other(e: kefu_service::ServiceError) -> Failure {
+    Failure::Other(e.into())
 }

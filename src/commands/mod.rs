@@ -2,6 +2,7 @@
 
 pub mod ask;
 pub mod chat;
+pub mod desk;
 pub mod eval;
 pub mod kb;
 
@@ -82,4 +83,48 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// A single-threaded runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(anyhow::Error::new(e).context("starting the async runtime")))
+}
+
+/// Loads the KB, connects to the database (applying migrations) and builds the service; messages
+/// stored by a run that stopped before handling them are handled first.
+pub async fn open_service(
+    settings: &crate::settings::Settings,
+    kb: &Path,
+) -> Result<kefu_service::Service, Failure> {
+    use anyhow::Context as _;
+    let hours = kefu_core::SupportHours::parse(
+        &settings.support.timezone,
+        &settings.support.days,
+        &settings.support.open,
+        &settings.support.close,
+    )
+    .context("invalid [support] settings; fix: timezone is an IANA name, days like \"mon-fri\", times HH:MM")
+    .map_err(Failure::BadInput)?;
+    let engine = load_engine(kb)?.engine;
+    let store = kefu_store::Store::connect(&settings.database.url)
+        .await
+        .context("opening the database (database.url)")
+        .map_err(Failure::Other)?;
+    let flood = kefu_service::FloodLimit {
+        max_messages: settings.flood.max_messages,
+        window: std::time::Duration::from_secs(settings.flood.window_secs),
+    };
+    let service = kefu_service::Service::new(engine, store, hours, flood);
+    let recovered = service
+        .recover(chrono::Utc::now())
+        .await
+        .context("handling messages left unprocessed by an earlier run")
+        .map_err(Failure::Other)?;
+    if recovered > 0 {
+        eprintln!("handled {recovered} message(s) left unprocessed by an earlier run");
+    }
+    Ok(service)
 }

@@ -1,0 +1,203 @@
+//! `kefu desk`: the staff desk in the terminal, on the same database as every channel. A reply is
+//! delivered to the user on whatever platform they wrote from (through the outbox).
+
+use std::path::Path;
+
+use chrono::Utc;
+use kefu_core::model::{Sender, Ticket};
+use kefu_service::{Service, StaffOutcome};
+use serde_json::json;
+
+use super::{Failure, emit, open_service, outln, runtime};
+use crate::settings::Settings;
+
+/// One desk action.
+#[derive(Debug)]
+pub enum DeskAction {
+    List {
+        json: bool,
+    },
+    Show {
+        id: String,
+        json: bool,
+    },
+    Claim {
+        id: String,
+        staff: String,
+    },
+    Reply {
+        id: String,
+        staff: String,
+        text: String,
+    },
+    Resolve {
+        id: String,
+        staff: String,
+    },
+}
+
+pub fn run(settings: &Settings, kb: &Path, action: DeskAction) -> Result<(), Failure> {
+    runtime()?.block_on(async {
+        let service = open_service(settings, kb).await?;
+        let now = Utc::now();
+        let mut out = String::new();
+        match action {
+            DeskAction::List { json } => {
+                let open = service.store().open_tickets(now).await.map_err(store)?;
+                if json {
+                    let rows: Vec<_> = open
+                        .iter()
+                        .map(|o| {
+                            let mut v = ticket_json(&o.ticket);
+                            v["waiting_secs"] = json!(o.waiting.num_seconds());
+                            v
+                        })
+                        .collect();
+                    outln!(out, "{}", json!(rows));
+                } else if open.is_empty() {
+                    outln!(out, "the queue is empty");
+                } else {
+                    outln!(out, "{:>4}  {:<6}  {:<7}  {:<8}  {:<16}  {:<9}  {:<28}  waiting", "id", "code", "prio", "state", "user", "platform", "intent");
+                    for o in &open {
+                        let t = &o.ticket;
+                        outln!(
+                            out,
+                            "{:>4}  {:<6}  {:<7}  {:<8}  {:<16}  {:<9}  {:<28}  {}",
+                            t.id,
+                            t.code,
+                            t.priority.as_str(),
+                            t.status.as_str(),
+                            t.user_name,
+                            t.conversation.platform,
+                            t.intent.as_deref().unwrap_or("-"),
+                            human_duration(o.waiting.num_seconds())
+                        );
+                    }
+                }
+            }
+            DeskAction::Show { id, json } => {
+                let ticket = find(&service, &id).await?;
+                let transcript = service.store().transcript(&ticket.conversation).await.map_err(store)?;
+                let ratings = service.store().ratings_for(ticket.id).await.map_err(store)?;
+                if json {
+                    let mut v = ticket_json(&ticket);
+                    v["transcript"] = json!(transcript
+                        .iter()
+                        .map(|l| json!({"at": l.at.to_rfc3339(), "sender": sender(&l.sender), "text": l.text}))
+                        .collect::<Vec<_>>());
+                    v["ratings"] = json!(ratings.iter().map(|r| json!({"score": r.score, "comment": r.comment})).collect::<Vec<_>>());
+                    outln!(out, "{v}");
+                } else {
+                    let t = &ticket;
+                    outln!(out, "ticket {} — code {} — {} — {}", t.id, t.code, t.priority.as_str(), t.status.as_str());
+                    outln!(out, "user      {} ({} {})", t.user_name, t.conversation.platform, t.conversation.user_id);
+                    outln!(out, "intent    {}", t.intent.as_deref().unwrap_or("-"));
+                    outln!(out, "reason    {}", t.reason);
+                    if let Some(a) = &t.assignee {
+                        outln!(out, "assignee  {a}");
+                    }
+                    for d in &t.details {
+                        outln!(out, "{:<9} {}", d.name, d.value.as_deref().unwrap_or("(skipped)"));
+                    }
+                    for r in &ratings {
+                        outln!(out, "rating    {}/5 {}", r.score, r.comment.as_deref().unwrap_or(""));
+                    }
+                    outln!(out, "\ntranscript:");
+                    for l in &transcript {
+                        outln!(out, "[{}] {}: {}", l.at.format("%Y-%m-%d %H:%M:%S"), sender(&l.sender), l.text);
+                    }
+                }
+            }
+            DeskAction::Claim { id, staff } => {
+                let t = find(&service, &id).await?;
+                outcome(service.claim(t.id, &staff, now).await.map_err(other)?, &t)?;
+                outln!(out, "{staff} claimed ticket {} ({})", t.id, t.code);
+            }
+            DeskAction::Reply { id, staff, text } => {
+                let t = find(&service, &id).await?;
+                outcome(service.reply(t.id, &staff, &text, now).await.map_err(other)?, &t)?;
+                outln!(out, "sent to {} on {}", t.user_name, t.conversation.platform);
+            }
+            DeskAction::Resolve { id, staff } => {
+                let t = find(&service, &id).await?;
+                outcome(service.resolve(t.id, &staff, now).await.map_err(other)?, &t)?;
+                outln!(out, "ticket {} ({}) resolved; the user is asked to rate the help", t.id, t.code);
+            }
+        }
+        emit(&out)
+    })
+}
+
+async fn find(service: &Service, id: &str) -> Result<Ticket, Failure> {
+    let found = match id.parse::<i64>() {
+        Ok(n) => service.store().ticket(n).await.map_err(store)?,
+        Err(_) => service
+            .store()
+            .ticket_by_code(&id.to_uppercase())
+            .await
+            .map_err(store)?,
+    };
+    found.ok_or_else(|| {
+        Failure::BadInput(anyhow::anyhow!(
+            "no ticket {id:?}; fix: use an id or code from `kefu desk list`"
+        ))
+    })
+}
+
+fn outcome(o: StaffOutcome, t: &Ticket) -> Result<(), Failure> {
+    match o {
+        StaffOutcome::Done => Ok(()),
+        StaffOutcome::HeldBy(other) => Err(Failure::Other(anyhow::anyhow!(
+            "ticket {} ({}) is held by {other}",
+            t.id,
+            t.code
+        ))),
+        StaffOutcome::NotOpen => Err(Failure::Other(anyhow::anyhow!(
+            "ticket {} ({}) is {}: nothing to do (claim it first to resolve it)",
+            t.id,
+            t.code,
+            t.status.as_str()
+        ))),
+        StaffOutcome::NotFound => Err(Failure::BadInput(anyhow::anyhow!("no ticket {}", t.id))),
+    }
+}
+
+fn ticket_json(t: &Ticket) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "code": t.code,
+        "priority": t.priority.as_str(),
+        "state": t.status.as_str(),
+        "user": t.user_name,
+        "platform": t.conversation.platform,
+        "intent": t.intent,
+        "reason": t.reason,
+        "assignee": t.assignee,
+        "details": t.details.iter().map(|d| json!({"name": d.name, "value": d.value})).collect::<Vec<_>>(),
+        "created_at": t.created_at.to_rfc3339(),
+    })
+}
+
+fn sender(s: &Sender) -> String {
+    match s {
+        Sender::User => "user".to_owned(),
+        Sender::Bot => "bot".to_owned(),
+        Sender::Staff(name) => format!("staff:{name}"),
+    }
+}
+
+fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn store(e: kefu_store::StoreError) -> Failure {
+    Failure::Other(e.into())
+}
+
+fn other(e: kefu_service::ServiceError) -> Failure {
+    Failure::Other(e.into())
+}
