@@ -46,6 +46,9 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
     if let Some(r) = v.oos_recall {
         outln!(out, "  out-of-scope kept {:.1} %", r * 100.0);
     }
+    if let Some(r) = v.unseen_topic_recall {
+        outln!(out, "  unseen topics kept {:.1} % (intents left out of a fold)", r * 100.0);
+    }
     outln!(
         out,
         "policy: answer ≥ {:.3}; clarify when the two best reach {:.3} and the second is ≥ {:.0} % of the first; temperature {}",
