@@ -113,6 +113,15 @@ enum DeskCommand {
 
 #[derive(Debug, Subcommand)]
 enum KbCommand {
+    /// Questions the bot could not answer, most frequent first: what to add to the KB next.
+    Misses {
+        /// How many to show.
+        #[arg(long, default_value_t = 30)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a KB; report cross-validated accuracy per intent and the most confusable pairs.
     Check {
         /// Knowledge base (default: the configured `nlu.kb`).
@@ -137,6 +146,9 @@ fn main() -> ExitCode {
                 Command::Kb {
                     command: KbCommand::Check { kb, json },
                 } => commands::kb::check(&kb_or(kb), json),
+                Command::Kb {
+                    command: KbCommand::Misses { limit, json },
+                } => commands::kb::misses(&settings, limit, json),
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
                 Command::Desk { command } => {
                     use commands::desk::DeskAction;

@@ -332,3 +332,22 @@ fn desk_commands_on_an_unknown_ticket_name_it_and_exit_2() {
         "{run:?}"
     );
 }
+
+#[test]
+fn questions_the_bot_could_not_answer_are_listed_for_kb_authors() {
+    let d = Deployment::new();
+    d.ok(
+        &["chat", "--user", "hank"],
+        "今天天气怎么样\n帮我写一首诗\n",
+    );
+    d.ok(&["chat", "--user", "ivy"], "今天天气怎么样\n");
+    let misses = d.json(&["kb", "misses", "--json"]);
+    let rows = misses.as_array().expect("array");
+    assert_eq!(
+        rows[0]["text"], "今天天气怎么样",
+        "most frequent first: {rows:?}"
+    );
+    assert_eq!(rows[0]["count"], 2);
+    let table = d.ok(&["kb", "misses"], "");
+    assert!(table.contains("今天天气怎么样"), "{table}");
+}

@@ -47,7 +47,11 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
         outln!(out, "  out-of-scope kept {:.1} %", r * 100.0);
     }
     if let Some(r) = v.unseen_topic_recall {
-        outln!(out, "  unseen topics kept {:.1} % (intents left out of a fold)", r * 100.0);
+        outln!(
+            out,
+            "  unseen topics kept {:.1} % (intents left out of a fold)",
+            r * 100.0
+        );
     }
     outln!(
         out,
@@ -82,4 +86,56 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
         }
     }
     emit(&out)
+}
+
+/// `kefu kb misses`: read straight from the database, no KB or model needed.
+pub fn misses(settings: &crate::settings::Settings, limit: i64, json: bool) -> Result<(), Failure> {
+    use anyhow::Context as _;
+    super::runtime()?.block_on(async {
+        let store = kefu_store::Store::connect(&settings.database.url)
+            .await
+            .context("opening the database (database.url)")
+            .map_err(Failure::Other)?;
+        let misses = store
+            .misses(limit)
+            .await
+            .map_err(|e| Failure::Other(e.into()))?;
+        let mut out = String::new();
+        if json {
+            let rows: Vec<_> = misses
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "text": m.text,
+                        "count": m.count,
+                        "last_at": m.last_at.to_rfc3339(),
+                        "language": m.language,
+                        "intent_guess": m.intent_guess,
+                    })
+                })
+                .collect();
+            outln!(out, "{}", serde_json::json!(rows));
+        } else if misses.is_empty() {
+            outln!(out, "no unanswered questions recorded");
+        } else {
+            outln!(
+                out,
+                "{:>5}  {:<19}  {:<28}  text",
+                "count",
+                "last seen",
+                "closest intent"
+            );
+            for m in &misses {
+                outln!(
+                    out,
+                    "{:>5}  {:<19}  {:<28}  {}",
+                    m.count,
+                    m.last_at.format("%Y-%m-%d %H:%M"),
+                    m.intent_guess.as_deref().unwrap_or("-"),
+                    m.text
+                );
+            }
+        }
+        emit(&out)
+    })
 }
