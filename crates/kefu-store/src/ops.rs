@@ -537,7 +537,7 @@ pub(crate) async fn transcript(
         sqlx::query_as(
             "SELECT l.at, l.sender_kind, l.sender_name, l.text FROM transcript_lines l \
              JOIN conversations c ON c.id = l.conversation_id \
-             WHERE c.platform = $1 AND c.chat_id = $2 AND c.user_id = $3 ORDER BY l.at, l.id",
+             WHERE c.platform = $1 AND c.chat_id = $2 AND c.user_id = $3 ORDER BY l.id",
         )
         .bind(&cref.platform)
         .bind(&cref.chat_id)
@@ -556,7 +556,7 @@ pub(crate) async fn ticket_transcript(
     let rows: Vec<LineRow> = dispatch!(conn, |c, pg| {
         sqlx::query_as(
             "SELECT at, sender_kind, sender_name, text FROM transcript_lines \
-             WHERE ticket_id = $1 ORDER BY at, id",
+             WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(ticket_id)
         .fetch_all(c)

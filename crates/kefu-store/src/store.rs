@@ -207,7 +207,9 @@ impl Store {
         ops::conversation(self.acquire().await?.conn(), cref).await
     }
 
-    /// A conversation's whole transcript, oldest line first.
+    /// A conversation's whole transcript in the order it was written (row order: turns of one
+    /// conversation are serialised by its lock, while platform timestamps can be coarser than a
+    /// second and would misorder a user line against the bot line written just before it).
     pub async fn transcript(&self, cref: &ConversationRef) -> Result<Vec<TranscriptLine>> {
         ops::transcript(self.acquire().await?.conn(), cref).await
     }

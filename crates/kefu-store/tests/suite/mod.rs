@@ -49,6 +49,7 @@ macro_rules! store_suite {
             handling_time_is_the_median_of_recent_claims,
             users_keep_their_latest_name_and_chosen_language,
             staff_threads_map_tickets_both_ways,
+            transcripts_keep_the_order_lines_were_written,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {
@@ -1207,4 +1208,36 @@ pub async fn staff_threads_map_tickets_both_ways(db: TestDb) {
             Backend::Postgres
         }
     );
+}
+
+pub async fn transcripts_keep_the_order_lines_were_written(db: TestDb) {
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+    // A bot line at 10.5 s, then the user's next message stamped by the platform in whole seconds.
+    let bot = TranscriptLine {
+        at: t(10) + chrono::TimeDelta::milliseconds(500),
+        sender: Sender::Bot,
+        text: "staff joined".to_owned(),
+    };
+    let user = TranscriptLine {
+        at: t(10),
+        sender: Sender::User,
+        text: "thanks".to_owned(),
+    };
+    tx.append_transcript(conversation.id, None, &bot)
+        .await
+        .unwrap();
+    tx.append_transcript(conversation.id, None, &user)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let texts: Vec<String> = store
+        .transcript(&cref("a"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["staff joined", "thanks"]);
 }
