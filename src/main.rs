@@ -59,6 +59,12 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Run the chat platforms (Telegram when KEFU__TELEGRAM__TOKEN is set) until SIGINT/SIGTERM.
+    Run {
+        /// Knowledge base: a TOML file or a directory (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
     /// The staff desk: the human queue and staff actions from the terminal.
     Desk {
         #[command(subcommand)]
@@ -134,6 +140,21 @@ enum KbCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr. The bot (`run`) reports what it does; the one-shot commands only warn.
+    // RUST_LOG overrides either (e.g. RUST_LOG=kefu_telegram=debug). Message text is never logged
+    // before redaction, and tokens never are.
+    let default = if matches!(cli.command, Command::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let result = settings::Settings::load()
         .map_err(commands::Failure::Other)
         .and_then(|settings| {
@@ -150,6 +171,7 @@ fn main() -> ExitCode {
                     command: KbCommand::Misses { limit, json },
                 } => commands::kb::misses(&settings, limit, json),
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
+                Command::Run { kb } => commands::run::run(&settings, &kb_or(kb)),
                 Command::Desk { command } => {
                     use commands::desk::DeskAction;
                     let action = match command {

@@ -22,6 +22,83 @@ pub struct Settings {
     pub support: SupportSettings,
     /// Flood control.
     pub flood: FloodSettings,
+    /// The Telegram adapter.
+    pub telegram: TelegramSettings,
+}
+
+/// `[telegram]`: the Telegram adapter, enabled when a token is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// The BotFather token: only from the environment (`KEFU__TELEGRAM__TOKEN`); empty disables
+    /// the adapter. Its `Debug` prints "***".
+    #[serde(default)]
+    pub token: kefu_telegram::Secret,
+    /// The Bot API base URL: Telegram's, a self-hosted Bot API server, or a test fake.
+    pub api_url: String,
+    /// The staff supergroup (topics on) where tickets are worked; 0 = none.
+    #[serde(default)]
+    pub staff_chat_id: i64,
+    /// Telegram user ids allowed to claim, resolve and answer tickets (from the environment: a
+    /// comma-separated list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub staff_user_ids: Vec<u64>,
+    /// Webhook mode: the public HTTPS URL Telegram posts updates to; empty = long polling.
+    #[serde(default)]
+    pub webhook_url: String,
+    /// Webhook mode: the local address to listen on.
+    pub webhook_listen: String,
+    /// Webhook mode: the secret token Telegram sends with every update; only from the
+    /// environment (`KEFU__TELEGRAM__WEBHOOK_SECRET`).
+    #[serde(default)]
+    pub webhook_secret: kefu_telegram::Secret,
+}
+
+/// A list, or one id: the `config` crate reads `KEFU__TELEGRAM__STAFF_USER_IDS=42` as a number
+/// and the elements of `11,22` as strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<Id>),
+        One(Id),
+    }
+    let ids = match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(id) => vec![id],
+    };
+    ids.into_iter()
+        .filter(|id| !matches!(id, Id::Text(t) if t.trim().is_empty()))
+        .map(|id| match id {
+            Id::Number(n) => Ok(n),
+            Id::Text(t) => t.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!("staff user id {t:?} is not a number"))
+            }),
+        })
+        .collect()
+}
+
+impl TelegramSettings {
+    /// The adapter's configuration.
+    pub fn adapter_config(&self) -> kefu_telegram::TelegramConfig {
+        kefu_telegram::TelegramConfig {
+            token: self.token.clone(),
+            api_url: self.api_url.clone(),
+            staff_chat_id: (self.staff_chat_id != 0).then_some(self.staff_chat_id),
+            staff_user_ids: self.staff_user_ids.clone(),
+            webhook: (!self.webhook_url.is_empty()).then(|| kefu_telegram::WebhookConfig {
+                url: self.webhook_url.clone(),
+                listen: self.webhook_listen.clone(),
+                secret: self.webhook_secret.clone(),
+            }),
+        }
+    }
 }
 
 /// `[database]`.
@@ -74,6 +151,14 @@ impl Settings {
     }
 
     fn load_from(dir: &Path) -> anyhow::Result<Settings> {
+        Self::load_with_env(dir, None)
+    }
+
+    /// Loads from `dir` with `env` standing in for the process environment (tests).
+    fn load_with_env(
+        dir: &Path,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let default_file = dir.join("default.toml");
         let mut builder = config::Config::builder();
         builder = if default_file.is_file() {
@@ -88,10 +173,29 @@ impl Settings {
             builder = builder
                 .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
         }
+        // A token in a file would end up committed somewhere: it comes from the environment only.
+        let files = builder
+            .clone()
+            .build()
+            .with_context(|| format!("reading configuration from {}", dir.display()))?;
+        for (key, var) in [
+            ("telegram.token", "KEFU__TELEGRAM__TOKEN"),
+            ("telegram.webhook_secret", "KEFU__TELEGRAM__WEBHOOK_SECRET"),
+        ] {
+            if files.get_string(key).is_ok_and(|t| !t.is_empty()) {
+                anyhow::bail!(
+                    "{key} must not be set in a configuration file; set {var} in the environment"
+                );
+            }
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("KEFU")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("telegram.staff_user_ids")
+                .try_parsing(true)
+                .source(env),
         );
         let cfg = builder
             .build()
@@ -117,6 +221,8 @@ mod tests {
             &s.support.close,
         )
         .expect("the shipped support hours parse");
+        assert!(s.telegram.token.is_empty());
+        assert_eq!(s.telegram.staff_chat_id, 0);
     }
 
     #[test]
@@ -126,6 +232,64 @@ mod tests {
         std::fs::write(dir.path().join("default.toml"), text).expect("write");
         let err = Settings::load_from(dir.path()).expect_err("unknown key");
         assert!(format!("{err:#}").contains("kbb"), "{err:#}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn telegram_settings_come_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(dir.path(), env(&[])).expect("defaults load");
+        assert!(s.telegram.token.is_empty(), "disabled by default");
+        assert_eq!(s.telegram.api_url, "https://api.telegram.org");
+        assert_eq!(s.telegram.adapter_config().staff_chat_id, None);
+        assert!(s.telegram.staff_user_ids.is_empty());
+
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("KEFU__TELEGRAM__TOKEN", "123456:ABC-secret"),
+                ("KEFU__TELEGRAM__STAFF_CHAT_ID", "-1001234567890"),
+                ("KEFU__TELEGRAM__STAFF_USER_IDS", "11,22,33"),
+                ("KEFU__TELEGRAM__API_URL", "http://127.0.0.1:9"),
+                ("KEFU__SUPPORT__OPEN", "08:00"),
+            ]),
+        )
+        .expect("env loads");
+        assert_eq!(s.telegram.token.expose(), "123456:ABC-secret");
+        assert_eq!(s.telegram.staff_chat_id, -1001234567890);
+        assert_eq!(s.telegram.staff_user_ids, vec![11, 22, 33]);
+        assert_eq!(s.telegram.api_url, "http://127.0.0.1:9");
+        assert_eq!(s.support.open, "08:00");
+        assert!(
+            !format!("{s:?}").contains("ABC-secret"),
+            "the token never shows"
+        );
+
+        let s =
+            Settings::load_with_env(dir.path(), env(&[("KEFU__TELEGRAM__STAFF_USER_IDS", "42")]))
+                .expect("one id loads");
+        assert_eq!(s.telegram.staff_user_ids, vec![42]);
+    }
+
+    #[test]
+    fn a_token_in_a_config_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = EMBEDDED_DEFAULTS.replace("token = \"\"", "token = \"123:abc\"");
+        assert_ne!(text, EMBEDDED_DEFAULTS);
+        std::fs::write(dir.path().join("default.toml"), text).expect("write");
+        let err = Settings::load_with_env(dir.path(), env(&[])).expect_err("token in a file");
+        assert!(
+            format!("{err:#}").contains("KEFU__TELEGRAM__TOKEN"),
+            "{err:#}"
+        );
     }
 
     fn toml_parse(text: &str) -> Settings {

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod run;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
