@@ -24,6 +24,8 @@
 //! - [`details`]: ticket details and their validators (tx hashes, amounts, addresses, networks…).
 //! - [`hours`]: [`SupportHours`], timezone-aware opening times.
 //! - [`messages`]: every phrase the bot says, in Chinese and English.
+//! - [`render`]: plain-text rendering for adapters (splitting at a length limit, ticket titles and
+//!   summaries, transcripts).
 //!
 //! # The conversation, in words
 //! `Idle` → a question answered → `AwaitingFeedback` ("did this help?": yes → `Idle`, no →
@@ -47,6 +49,7 @@ pub mod hours;
 pub mod messages;
 pub mod model;
 pub mod policy;
+pub mod render;
 pub mod state;
 
 pub use action::{Action, NewTicket, Reply};

@@ -230,7 +230,8 @@ impl Service {
             sender: Sender::User,
             text: redacted,
         };
-        tx.append_transcript(conversation.id, open.as_ref().map(|t| t.id), &user_line)
+        let user_line_id = tx
+            .append_transcript(conversation.id, open.as_ref().map(|t| t.id), &user_line)
             .await?;
         let mut turn = Turn {
             tx,
@@ -239,6 +240,7 @@ impl Service {
             user_name,
             ticket: open,
             reply_to: Some(platform_message_id),
+            first_line: Some(user_line_id),
             now,
         };
         let mut delete_message = None;
@@ -386,6 +388,7 @@ impl Service {
             user_name: &ticket.user_name,
             ticket: Some(ticket.clone()),
             reply_to: None,
+            first_line: None,
             now,
         };
         for action in step.actions {
@@ -404,11 +407,10 @@ impl Service {
         cref: &ConversationRef,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>> {
-        let all = self.store.pending_outbox(10_000, now).await?;
-        Ok(all
-            .into_iter()
-            .filter(|m| &m.message.conversation == cref)
-            .collect())
+        Ok(self
+            .store
+            .pending_outbox_for_conversation(cref, now)
+            .await?)
     }
 
     /// Marks an outbox message delivered.
@@ -478,6 +480,9 @@ struct Turn<'a> {
     user_name: &'a str,
     ticket: Option<Ticket>,
     reply_to: Option<&'a str>,
+    /// The first transcript line this turn wrote (the user's message), if any: a ticket opened
+    /// by the turn takes the lines written before it existed.
+    first_line: Option<i64>,
     now: DateTime<Utc>,
 }
 
@@ -493,13 +498,15 @@ impl Turn<'_> {
             sender,
             text: text.clone(),
         };
-        self.tx
+        let id = self
+            .tx
             .append_transcript(
                 self.conversation_id,
                 self.ticket.as_ref().map(|t| t.id),
                 &line,
             )
             .await?;
+        self.first_line.get_or_insert(id);
         let out = Outgoing {
             conversation: self.cref.clone(),
             text,
@@ -541,6 +548,13 @@ impl Turn<'_> {
                     })
                     .await?;
                 tracing::info!(ticket = ticket.id, code = %ticket.code, priority = ticket.priority.as_str(), "ticket opened");
+                // The message that opened the ticket (and anything said before it in this turn)
+                // belongs to it: staff read the ticket's transcript.
+                if let Some(first) = self.first_line {
+                    self.tx
+                        .tag_transcript_from(self.conversation_id, first, ticket.id)
+                        .await?;
+                }
                 self.ticket = Some(ticket);
             }
             Action::CancelTicket { ticket } => {

@@ -202,3 +202,45 @@ async fn while_staff_hold_the_chat_the_bot_does_not_answer() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].message.text, "我来看看");
 }
+
+#[tokio::test]
+async fn the_message_that_opens_a_ticket_belongs_to_the_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(&dir.path().join("k.db")).await;
+    // Context without an intent, so that the human command opens the ticket at once.
+    s.handle_inbound(&message("m1", "zzqx vvbn"), Utc::now())
+        .await
+        .unwrap();
+    let opened = s
+        .handle_inbound(&message("m2", "转人工"), Utc::now())
+        .await
+        .unwrap();
+    let Handled::Processed {
+        ticket_opened: Some(ticket),
+        ..
+    } = opened
+    else {
+        panic!("a ticket opens: {opened:?}")
+    };
+    let lines = s.store().ticket_transcript(ticket.id).await.unwrap();
+    assert_eq!(
+        lines.first().map(|l| (&l.sender, l.text.as_str())),
+        Some((&Sender::User, "转人工")),
+        "the ticket's transcript starts with the message that opened it: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.sender == Sender::Bot),
+        "with the bot's answer in the same turn: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.text == "zzqx vvbn"),
+        "earlier turns stay the conversation's context, not the ticket's: {lines:?}"
+    );
+    let whole = s.store().transcript(&alice()).await.unwrap();
+    let users: Vec<&str> = whole
+        .iter()
+        .filter(|l| l.sender == Sender::User)
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(users, ["zzqx vvbn", "转人工"], "the whole conversation");
+}

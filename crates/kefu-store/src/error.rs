@@ -67,6 +67,16 @@ pub enum StoreError {
         id: i64,
     },
 
+    /// The route is already where another conversation of the platform continues. On
+    /// PostgreSQL the failed statement aborts a surrounding transaction.
+    #[error("the {platform} route {route} belongs to another conversation")]
+    RouteTaken {
+        /// The platform.
+        platform: String,
+        /// The route that clashed.
+        route: String,
+    },
+
     /// A rating outside 1–5 was given.
     #[error("a rating must be between 1 and 5, got {score}")]
     InvalidRating {

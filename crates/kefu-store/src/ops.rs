@@ -566,6 +566,117 @@ pub(crate) async fn ticket_transcript(
     rows.into_iter().map(TranscriptLine::try_from).collect()
 }
 
+pub(crate) async fn tag_transcript_from(
+    conn: Conn<'_>,
+    conversation_id: i64,
+    from_line_id: i64,
+    ticket_id: i64,
+) -> Result<u64> {
+    Ok(dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE transcript_lines SET ticket_id = $3 \
+             WHERE conversation_id = $1 AND id >= $2 AND ticket_id IS NULL",
+        )
+        .bind(conversation_id)
+        .bind(from_line_id)
+        .bind(ticket_id)
+        .execute(c)
+        .await
+        .map_err(db("tag transcript lines with a ticket"))?
+        .rows_affected()
+    }))
+}
+
+pub(crate) async fn last_activity(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+) -> Result<Option<DateTime<Utc>>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "SELECT MAX(l.at) FROM transcript_lines l \
+             JOIN conversations c ON c.id = l.conversation_id \
+             WHERE c.platform = $1 AND c.chat_id = $2 AND c.user_id = $3",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .fetch_one(c)
+        .await
+        .map_err(db("find a conversation's last activity"))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat routes
+
+pub(crate) async fn set_chat_route(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+    route: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let done = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "INSERT INTO chat_routes (platform, chat_id, user_id, route, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (platform, chat_id, user_id) DO UPDATE \
+             SET route = excluded.route, created_at = excluded.created_at",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .bind(route)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map(|_| ())
+    });
+    match done {
+        Ok(()) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::RouteTaken {
+            platform: cref.platform.clone(),
+            route: route.to_owned(),
+        }),
+        Err(e) => Err(db("record a chat route")(e)),
+    }
+}
+
+pub(crate) async fn chat_route(conn: Conn<'_>, cref: &ConversationRef) -> Result<Option<String>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "SELECT route FROM chat_routes WHERE platform = $1 AND chat_id = $2 AND user_id = $3",
+        )
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .fetch_optional(c)
+        .await
+        .map_err(db("find a chat route"))
+    })
+}
+
+pub(crate) async fn conversation_for_route(
+    conn: Conn<'_>,
+    platform: &str,
+    route: &str,
+) -> Result<Option<ConversationRef>> {
+    let row: Option<(String, String)> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT chat_id, user_id FROM chat_routes WHERE platform = $1 AND route = $2",
+        )
+        .bind(platform)
+        .bind(route)
+        .fetch_optional(c)
+        .await
+        .map_err(db("find the conversation of a chat route"))?
+    });
+    Ok(row.map(|(chat_id, user_id)| ConversationRef {
+        platform: platform.to_owned(),
+        chat_id,
+        user_id,
+    }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tickets
 
@@ -923,22 +1034,73 @@ pub(crate) async fn enqueue(conn: Conn<'_>, message: &Outgoing, at: DateTime<Utc
     })
 }
 
+/// The columns [`OutboxRow`] reads.
+macro_rules! outbox_select {
+    () => {
+        "SELECT id, platform, chat_id, user_id, text, buttons, reply_to, created_at, attempts, \
+         next_attempt_at, last_error FROM outbox "
+    };
+}
+
 pub(crate) async fn pending_outbox(
     conn: Conn<'_>,
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<OutboxMessage>> {
     let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
-        sqlx::query_as(
-            "SELECT id, platform, chat_id, user_id, text, buttons, reply_to, created_at, attempts, \
-             next_attempt_at, last_error FROM outbox \
-             WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2",
-        )
+        sqlx::query_as(concat!(
+            outbox_select!(),
+            "WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+        ))
         .bind(micros(now))
         .bind(limit)
         .fetch_all(c)
         .await
         .map_err(db("list pending outgoing messages"))?
+    });
+    Ok(rows.into_iter().map(OutboxMessage::from).collect())
+}
+
+pub(crate) async fn pending_outbox_for_platform(
+    conn: Conn<'_>,
+    platform: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<OutboxMessage>> {
+    let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            outbox_select!(),
+            "WHERE platform = $1 AND delivered_at IS NULL AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at, id LIMIT $3"
+        ))
+        .bind(platform)
+        .bind(micros(now))
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list a platform's pending outgoing messages"))?
+    });
+    Ok(rows.into_iter().map(OutboxMessage::from).collect())
+}
+
+pub(crate) async fn pending_outbox_for_conversation(
+    conn: Conn<'_>,
+    cref: &ConversationRef,
+    now: DateTime<Utc>,
+) -> Result<Vec<OutboxMessage>> {
+    let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            outbox_select!(),
+            "WHERE platform = $1 AND chat_id = $2 AND user_id = $3 AND delivered_at IS NULL \
+             AND next_attempt_at <= $4 ORDER BY next_attempt_at, id"
+        ))
+        .bind(&cref.platform)
+        .bind(&cref.chat_id)
+        .bind(&cref.user_id)
+        .bind(micros(now))
+        .fetch_all(c)
+        .await
+        .map_err(db("list a conversation's pending outgoing messages"))?
     });
     Ok(rows.into_iter().map(OutboxMessage::from).collect())
 }

@@ -214,6 +214,39 @@ impl Store {
         ops::transcript(self.acquire().await?.conn(), cref).await
     }
 
+    /// When the conversation was last active: the latest time among its transcript lines, `None`
+    /// when it has none (or does not exist).
+    pub async fn last_activity(&self, cref: &ConversationRef) -> Result<Option<DateTime<Utc>>> {
+        ops::last_activity(self.acquire().await?.conn(), cref).await
+    }
+
+    /// Records that a platform conversation continues elsewhere (Discord: a guild conversation
+    /// moved into a thread): `route` is the platform's id of that place. Replaces the
+    /// conversation's earlier route; [`StoreError::RouteTaken`] if another conversation of the
+    /// platform has this route.
+    pub async fn set_chat_route(
+        &self,
+        cref: &ConversationRef,
+        route: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        ops::set_chat_route(self.acquire().await?.conn(), cref, route, now).await
+    }
+
+    /// Where a conversation continues, if it moved.
+    pub async fn chat_route(&self, cref: &ConversationRef) -> Result<Option<String>> {
+        ops::chat_route(self.acquire().await?.conn(), cref).await
+    }
+
+    /// The conversation that continues at `route` on `platform`.
+    pub async fn conversation_for_route(
+        &self,
+        platform: &str,
+        route: &str,
+    ) -> Result<Option<ConversationRef>> {
+        ops::conversation_for_route(self.acquire().await?.conn(), platform, route).await
+    }
+
     /// The transcript lines tagged with a ticket (those exchanged while it was open), oldest first.
     pub async fn ticket_transcript(&self, ticket_id: i64) -> Result<Vec<TranscriptLine>> {
         ops::ticket_transcript(self.acquire().await?.conn(), ticket_id).await
@@ -334,6 +367,26 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>> {
         ops::pending_outbox(self.acquire().await?.conn(), limit, now).await
+    }
+
+    /// [`pending_outbox`](Self::pending_outbox) for one platform's delivery worker: its
+    /// undelivered messages due by `now`, oldest first (indexed by platform).
+    pub async fn pending_outbox_for_platform(
+        &self,
+        platform: &str,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>> {
+        ops::pending_outbox_for_platform(self.acquire().await?.conn(), platform, limit, now).await
+    }
+
+    /// Every undelivered message for one conversation due by `now`, oldest first (indexed).
+    pub async fn pending_outbox_for_conversation(
+        &self,
+        cref: &ConversationRef,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>> {
+        ops::pending_outbox_for_conversation(self.acquire().await?.conn(), cref, now).await
     }
 
     /// Marks a message delivered; `false` if it was already delivered or does not exist.
@@ -474,6 +527,18 @@ impl UnitOfWork {
         line: &TranscriptLine,
     ) -> Result<i64> {
         ops::append_transcript(self.conn(), conversation_id, ticket_id, line).await
+    }
+
+    /// Tags with `ticket_id` the conversation's untagged transcript lines from `from_line_id` (an
+    /// id [`append_transcript`](Self::append_transcript) returned) on: the lines of the turn
+    /// that opened the ticket, written before it existed. Returns how many lines were tagged.
+    pub async fn tag_transcript_from(
+        &mut self,
+        conversation_id: i64,
+        from_line_id: i64,
+        ticket_id: i64,
+    ) -> Result<u64> {
+        ops::tag_transcript_from(self.conn(), conversation_id, from_line_id, ticket_id).await
     }
 
     /// Opens a queued ticket and returns it with its id.

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kefu_core::model::{Button, ConversationRef, Inbound, Outgoing, Sender, Ticket};
+use kefu_core::render::{render_transcript, split_text, ticket_summary, ticket_title, truncate};
 use kefu_service::{Handled, Service, ServiceError, StaffOutcome};
 use teloxide::RequestError;
 use teloxide::adaptors::Throttle;
@@ -682,13 +683,12 @@ impl Adapter<'_> {
     /// Sends what the outbox holds for Telegram; stops between messages when shutting down.
     async fn deliver(&self, shutdown: &watch::Receiver<bool>) -> Result<(), HandleError> {
         let store = self.service.store();
-        let pending = store.pending_outbox(200, Utc::now()).await?;
+        let pending = store
+            .pending_outbox_for_platform(PLATFORM, 200, Utc::now())
+            .await?;
         // A chat whose message failed gets nothing more this round: order is kept.
         let mut blocked: HashMap<String, DateTime<Utc>> = HashMap::new();
         for m in pending {
-            if m.message.conversation.platform != PLATFORM {
-                continue;
-            }
             if stopping(shutdown) {
                 break;
             }
@@ -852,7 +852,7 @@ impl Adapter<'_> {
             .transcript(&ticket.conversation)
             .await
             .map_err(|e| e.to_string())?;
-        let header = summary(ticket);
+        let header = ticket_summary(ticket);
         let transcript = render_transcript(&lines);
         let buttons = InlineKeyboardMarkup::new(vec![vec![
             InlineKeyboardButton::callback("Claim", format!("staff:claim:{}", ticket.id)),
@@ -954,65 +954,9 @@ fn backoff(attempts: i64) -> chrono::TimeDelta {
     chrono::TimeDelta::seconds((2i64.pow(exp + 1)).min(600))
 }
 
-/// The topic title: "{code} · {priority} · {intent}" (Telegram allows 128 characters).
+/// The topic title: [`ticket_title`] cut to the 128 characters Telegram allows.
 pub fn topic_name(ticket: &Ticket) -> String {
-    let name = format!(
-        "{} · {} · {}",
-        ticket.code,
-        ticket.priority.as_str(),
-        ticket.intent.as_deref().unwrap_or("none")
-    );
-    truncate(&name, 128)
-}
-
-fn summary(ticket: &Ticket) -> String {
-    let mut s = format!(
-        "Ticket {} · priority {} · intent {}\nUser: {} ({} user {})\nReason: {}\nOpened: {}",
-        ticket.code,
-        ticket.priority.as_str(),
-        ticket.intent.as_deref().unwrap_or("none"),
-        ticket.user_name,
-        ticket.conversation.platform,
-        ticket.conversation.user_id,
-        ticket.reason,
-        ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
-    );
-    if !ticket.details.is_empty() {
-        s.push_str("\nDetails:");
-        for d in &ticket.details {
-            s.push_str(&format!(
-                "\n  {}: {}",
-                d.name,
-                d.value.as_deref().unwrap_or("(skipped)")
-            ));
-        }
-    }
-    s
-}
-
-fn render_transcript(lines: &[kefu_core::model::TranscriptLine]) -> String {
-    lines
-        .iter()
-        .map(|l| {
-            let who = match &l.sender {
-                Sender::User => "user".to_owned(),
-                Sender::Bot => "bot".to_owned(),
-                Sender::Staff(name) => name.clone(),
-            };
-            format!("[{}] {who}: {}", l.at.format("%m-%d %H:%M"), l.text)
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        text.to_owned()
-    } else {
-        let mut s: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    }
+    truncate(&ticket_title(ticket), 128)
 }
 
 /// The text without `@username` (case-insensitive, a whole mention), or `None` if the bot is not
@@ -1056,53 +1000,6 @@ fn strip_at(text: &str, folded: &str, needle: &str) -> Option<String> {
     None
 }
 
-fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
-}
-
-/// Splits a text into parts of at most `limit` UTF-16 code units (how Telegram counts), on line
-/// boundaries where possible; a single longer line is cut between characters. Empty text gives
-/// no parts.
-pub fn split_text(text: &str, limit: usize) -> Vec<String> {
-    let limit = limit.max(2);
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut current_len = 0;
-    for line in text.split_inclusive('\n') {
-        let line_len = utf16_len(line);
-        if current_len + line_len <= limit {
-            current.push_str(line);
-            current_len += line_len;
-            continue;
-        }
-        if !current.is_empty() {
-            parts.push(std::mem::take(&mut current));
-            current_len = 0;
-        }
-        if line_len <= limit {
-            current.push_str(line);
-            current_len = line_len;
-            continue;
-        }
-        for c in line.chars() {
-            if current_len + c.len_utf16() > limit {
-                parts.push(std::mem::take(&mut current));
-                current_len = 0;
-            }
-            current.push(c);
-            current_len += c.len_utf16();
-        }
-    }
-    if !current.is_empty() {
-        parts.push(current);
-    }
-    parts
-        .into_iter()
-        .map(|p| p.trim_end_matches('\n').to_owned())
-        .filter(|p| !p.trim().is_empty())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1124,25 +1021,30 @@ mod tests {
     }
 
     #[test]
-    fn a_long_text_is_split_on_line_boundaries() {
-        let line = "x".repeat(99);
-        let text = vec![line.as_str(); 50].join("\n"); // 5,000 characters
-        let parts = split_text(&text, MESSAGE_LIMIT);
-        assert_eq!(parts.len(), 2);
-        assert!(parts.iter().all(|p| utf16_len(p) <= MESSAGE_LIMIT));
-        assert!(parts.iter().all(|p| p.split('\n').all(|l| l == line)));
-        assert_eq!(parts.join("\n"), text);
-    }
-
-    #[test]
-    fn a_single_huge_line_is_cut_and_emoji_count_double() {
-        let text = "😀".repeat(3000); // 6,000 UTF-16 units
-        let parts = split_text(&text, MESSAGE_LIMIT);
-        assert_eq!(parts.len(), 2);
-        assert_eq!(utf16_len(&parts[0]), 4096);
-        assert_eq!(parts.concat(), text);
-        assert!(split_text("", MESSAGE_LIMIT).is_empty());
-        assert_eq!(split_text("短", MESSAGE_LIMIT), vec!["短"]);
+    fn topic_names_are_cut_to_telegrams_limit() {
+        let ticket = Ticket {
+            id: 1,
+            code: "K7XQ2M".to_owned(),
+            conversation: ConversationRef {
+                platform: PLATFORM.to_owned(),
+                chat_id: "42".to_owned(),
+                user_id: "42".to_owned(),
+            },
+            user_name: "Alice".to_owned(),
+            intent: Some("x".repeat(300)),
+            priority: kefu_core::model::Priority::Normal,
+            status: kefu_core::model::TicketStatus::Queued,
+            assignee: None,
+            reason: "user asked for a human".to_owned(),
+            details: vec![],
+            created_at: Utc::now(),
+            claimed_at: None,
+            resolved_at: None,
+        };
+        let name = topic_name(&ticket);
+        assert_eq!(name.chars().count(), 128);
+        assert!(name.starts_with("K7XQ2M · normal · xxx"));
+        assert!(name.ends_with('…'));
     }
 
     #[test]

@@ -50,6 +50,10 @@ macro_rules! store_suite {
             users_keep_their_latest_name_and_chosen_language,
             staff_threads_map_tickets_both_ways,
             transcripts_keep_the_order_lines_were_written,
+            pending_outbox_is_listed_per_platform_and_per_conversation,
+            chat_routes_map_conversations_both_ways,
+            last_activity_is_the_latest_transcript_line,
+            a_turn_s_lines_are_tagged_with_the_ticket_it_opened,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {
@@ -244,7 +248,7 @@ pub async fn migrations_apply_twice_idempotently(db: TestDb) {
             .await
             .unwrap(),
     };
-    assert_eq!(applied, 1, "each migration recorded once");
+    assert_eq!(applied, 2, "each migration recorded once");
 }
 
 pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
@@ -1240,4 +1244,361 @@ pub async fn transcripts_keep_the_order_lines_were_written(db: TestDb) {
         .map(|l| l.text)
         .collect();
     assert_eq!(texts, ["staff joined", "thanks"]);
+}
+
+fn outgoing_to(platform: &str, chat: &str, user: &str, text: &str) -> Outgoing {
+    Outgoing {
+        conversation: ConversationRef {
+            platform: platform.to_owned(),
+            chat_id: chat.to_owned(),
+            user_id: user.to_owned(),
+        },
+        text: text.to_owned(),
+        buttons: vec![],
+        reply_to: None,
+    }
+}
+
+pub async fn pending_outbox_is_listed_per_platform_and_per_conversation(db: TestDb) {
+    let store = db.connect().await;
+    let mut tx = store.begin().await.unwrap();
+    // Enqueued out of time order: the lists are by due time, then id.
+    let d2 = tx
+        .enqueue(&outgoing_to("discord", "c1", "u1", "d2"), t(2))
+        .await
+        .unwrap();
+    let t1 = tx
+        .enqueue(&outgoing_to("telegram", "42", "42", "t1"), t(1))
+        .await
+        .unwrap();
+    let d1 = tx
+        .enqueue(&outgoing_to("discord", "c1", "u1", "d1"), t(1))
+        .await
+        .unwrap();
+    let other_user = tx
+        .enqueue(&outgoing_to("discord", "c1", "u2", "other user"), t(1))
+        .await
+        .unwrap();
+    let other_chat = tx
+        .enqueue(&outgoing_to("discord", "c2", "u1", "other chat"), t(3))
+        .await
+        .unwrap();
+    let later = tx
+        .enqueue(&outgoing_to("discord", "c1", "u1", "later"), t(100))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ids = |v: Vec<kefu_store::OutboxMessage>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_platform("discord", 10, t(10))
+            .await
+            .unwrap()),
+        [d1, other_user, d2, other_chat]
+    );
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_platform("discord", 2, t(10))
+            .await
+            .unwrap()),
+        [d1, other_user],
+        "limit respected"
+    );
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_platform("telegram", 10, t(10))
+            .await
+            .unwrap()),
+        [t1]
+    );
+    assert!(
+        store
+            .pending_outbox_for_platform("slack", 10, t(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .pending_outbox_for_platform("discord", 10, t(0))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+
+    let c1u1 = ConversationRef {
+        platform: "discord".to_owned(),
+        chat_id: "c1".to_owned(),
+        user_id: "u1".to_owned(),
+    };
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_conversation(&c1u1, t(10))
+            .await
+            .unwrap()),
+        [d1, d2]
+    );
+    let pending = store
+        .pending_outbox_for_conversation(&c1u1, t(100))
+        .await
+        .unwrap();
+    assert_eq!(pending[0].message, outgoing_to("discord", "c1", "u1", "d1"));
+    assert_eq!(pending.iter().map(|m| m.id).next_back(), Some(later));
+
+    // Delivered and retried rows follow the same rules as `pending_outbox`.
+    assert!(store.mark_delivered(d1, t(11)).await.unwrap());
+    assert!(store.mark_failed(d2, "timeout", t(50)).await.unwrap());
+    assert!(
+        store
+            .pending_outbox_for_conversation(&c1u1, t(49))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_conversation(&c1u1, t(50))
+            .await
+            .unwrap()),
+        [d2]
+    );
+    assert_eq!(
+        ids(store
+            .pending_outbox_for_platform("discord", 10, t(50))
+            .await
+            .unwrap()),
+        [other_user, other_chat, d2]
+    );
+    assert_eq!(
+        ids(store.pending_outbox(10, t(50)).await.unwrap()),
+        [t1, other_user, other_chat, d2]
+    );
+}
+
+pub async fn chat_routes_map_conversations_both_ways(db: TestDb) {
+    let store = db.connect().await;
+    let guild = |user: &str| ConversationRef {
+        platform: "discord".to_owned(),
+        chat_id: "channel-1".to_owned(),
+        user_id: user.to_owned(),
+    };
+    assert_eq!(store.chat_route(&guild("u1")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .conversation_for_route("discord", "thread-9")
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .set_chat_route(&guild("u1"), "thread-9", t(0))
+        .await
+        .unwrap();
+    store
+        .set_chat_route(&guild("u2"), "thread-10", t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.chat_route(&guild("u1")).await.unwrap().as_deref(),
+        Some("thread-9")
+    );
+    assert_eq!(
+        store
+            .conversation_for_route("discord", "thread-9")
+            .await
+            .unwrap(),
+        Some(guild("u1"))
+    );
+    assert_eq!(
+        store
+            .conversation_for_route("telegram", "thread-9")
+            .await
+            .unwrap(),
+        None,
+        "routes are per platform"
+    );
+
+    // Moving again replaces the route; the old one no longer leads anywhere.
+    store
+        .set_chat_route(&guild("u1"), "thread-11", t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.chat_route(&guild("u1")).await.unwrap().as_deref(),
+        Some("thread-11")
+    );
+    assert_eq!(
+        store
+            .conversation_for_route("discord", "thread-9")
+            .await
+            .unwrap(),
+        None
+    );
+    // Setting the same route again is harmless.
+    store
+        .set_chat_route(&guild("u1"), "thread-11", t(3))
+        .await
+        .unwrap();
+
+    // A route belongs to one conversation of a platform.
+    let err = store
+        .set_chat_route(&guild("u3"), "thread-10", t(4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RouteTaken { platform, route } if platform == "discord" && route == "thread-10"),
+        "{err:?}"
+    );
+    assert_eq!(store.chat_route(&guild("u3")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .conversation_for_route("discord", "thread-10")
+            .await
+            .unwrap(),
+        Some(guild("u2"))
+    );
+    // …but the same id may be a route on another platform.
+    let elsewhere = ConversationRef {
+        platform: "slack".to_owned(),
+        ..guild("u3")
+    };
+    store
+        .set_chat_route(&elsewhere, "thread-10", t(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation_for_route("slack", "thread-10")
+            .await
+            .unwrap(),
+        Some(elsewhere)
+    );
+}
+
+pub async fn last_activity_is_the_latest_transcript_line(db: TestDb) {
+    let store = db.connect().await;
+    assert_eq!(
+        store.last_activity(&cref("a")).await.unwrap(),
+        None,
+        "unknown"
+    );
+    let mut tx = store.begin().await.unwrap();
+    let a = tx.load_conversation(&cref("a")).await.unwrap();
+    let b = tx.load_conversation(&cref("b")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.last_activity(&cref("a")).await.unwrap(),
+        None,
+        "no lines yet"
+    );
+    let line = |at, sender, text: &str| TranscriptLine {
+        at,
+        sender,
+        text: text.to_owned(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.append_transcript(a.id, None, &line(t(5), Sender::User, "hi"))
+        .await
+        .unwrap();
+    // A bot line a moment later, then a user line stamped by the platform in whole seconds.
+    let bot_at = t(5) + TimeDelta::milliseconds(500);
+    tx.append_transcript(a.id, None, &line(bot_at, Sender::Bot, "hello"))
+        .await
+        .unwrap();
+    tx.append_transcript(a.id, None, &line(t(5), Sender::User, "again"))
+        .await
+        .unwrap();
+    tx.append_transcript(b.id, None, &line(t(90), Sender::User, "other"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.last_activity(&cref("a")).await.unwrap(), Some(bot_at));
+    assert_eq!(store.last_activity(&cref("b")).await.unwrap(), Some(t(90)));
+}
+
+pub async fn a_turn_s_lines_are_tagged_with_the_ticket_it_opened(db: TestDb) {
+    let store = db.connect().await;
+    let line = |sender, text: &str| TranscriptLine {
+        at: t(1),
+        sender,
+        text: text.to_owned(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+    let other = tx.load_conversation(&cref("b")).await.unwrap();
+    tx.append_transcript(
+        conversation.id,
+        None,
+        &line(Sender::User, "earlier question"),
+    )
+    .await
+    .unwrap();
+    tx.append_transcript(conversation.id, None, &line(Sender::Bot, "earlier answer"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // One turn: the user's message, a bot line, then the ticket opens.
+    let mut tx = store.begin().await.unwrap();
+    let first = tx
+        .append_transcript(conversation.id, None, &line(Sender::User, "human please"))
+        .await
+        .unwrap();
+    tx.append_transcript(other.id, None, &line(Sender::User, "someone else"))
+        .await
+        .unwrap();
+    tx.append_transcript(conversation.id, None, &line(Sender::Bot, "one moment"))
+        .await
+        .unwrap();
+    let ticket = tx
+        .open_ticket(&new_ticket(conversation.id, "TTTT", Priority::Normal, t(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.tag_transcript_from(conversation.id, first, ticket.id)
+            .await
+            .unwrap(),
+        2
+    );
+    tx.append_transcript(
+        conversation.id,
+        Some(ticket.id),
+        &line(Sender::Bot, "ticket TTTT"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let texts = |lines: Vec<TranscriptLine>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+    assert_eq!(
+        texts(store.ticket_transcript(ticket.id).await.unwrap()),
+        ["human please", "one moment", "ticket TTTT"]
+    );
+    assert_eq!(
+        texts(store.transcript(&cref("a")).await.unwrap()),
+        [
+            "earlier question",
+            "earlier answer",
+            "human please",
+            "one moment",
+            "ticket TTTT"
+        ]
+    );
+
+    // Lines already tagged keep their ticket.
+    let mut tx = store.begin().await.unwrap();
+    let second = tx
+        .open_ticket(&new_ticket(conversation.id, "UUUU", Priority::Normal, t(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.tag_transcript_from(conversation.id, first, second.id)
+            .await
+            .unwrap(),
+        0
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.ticket_transcript(ticket.id).await.unwrap().len(), 3);
 }
