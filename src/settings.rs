@@ -24,6 +24,44 @@ pub struct Settings {
     pub flood: FloodSettings,
     /// The Telegram adapter.
     pub telegram: TelegramSettings,
+    /// The Discord adapter.
+    pub discord: DiscordSettings,
+}
+
+/// `[discord]`: the Discord adapter, enabled when a token is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// The bot token: only from the environment (`KEFU__DISCORD__TOKEN`); empty disables the
+    /// adapter. Its `Debug` prints "***".
+    #[serde(default)]
+    pub token: kefu_discord::Secret,
+    /// The API base: `https://discord.com`, or a rate-limiting proxy (serenity's own rate limiter
+    /// is then off), or a test fake.
+    pub api_url: String,
+    /// The staff text channel where each ticket gets a private thread; 0 = none.
+    #[serde(default)]
+    pub staff_channel_id: u64,
+    /// Discord user ids allowed to claim, resolve and answer tickets (from the environment: a
+    /// comma-separated list).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub staff_user_ids: Vec<u64>,
+    /// A role whose members may claim, resolve and answer tickets; 0 = none.
+    #[serde(default)]
+    pub staff_role_id: u64,
+}
+
+impl DiscordSettings {
+    /// The adapter's configuration.
+    pub fn adapter_config(&self) -> kefu_discord::DiscordConfig {
+        kefu_discord::DiscordConfig {
+            token: self.token.clone(),
+            api_url: self.api_url.clone(),
+            staff_channel_id: (self.staff_channel_id != 0).then_some(self.staff_channel_id),
+            staff_user_ids: self.staff_user_ids.clone(),
+            staff_role_id: (self.staff_role_id != 0).then_some(self.staff_role_id),
+        }
+    }
 }
 
 /// `[telegram]`: the Telegram adapter, enabled when a token is set.
@@ -181,6 +219,7 @@ impl Settings {
         for (key, var) in [
             ("telegram.token", "KEFU__TELEGRAM__TOKEN"),
             ("telegram.webhook_secret", "KEFU__TELEGRAM__WEBHOOK_SECRET"),
+            ("discord.token", "KEFU__DISCORD__TOKEN"),
         ] {
             if files.get_string(key).is_ok_and(|t| !t.is_empty()) {
                 anyhow::bail!(
@@ -194,6 +233,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("telegram.staff_user_ids")
+                .with_list_parse_key("discord.staff_user_ids")
                 .try_parsing(true)
                 .source(env),
         );
@@ -280,9 +320,53 @@ mod tests {
     }
 
     #[test]
+    fn discord_settings_come_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(dir.path(), env(&[])).expect("defaults load");
+        assert!(s.discord.token.is_empty(), "disabled by default");
+        assert_eq!(s.discord.api_url, kefu_discord::DISCORD_API);
+        let c = s.discord.adapter_config();
+        assert_eq!((c.staff_channel_id, c.staff_role_id), (None, None));
+
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("KEFU__DISCORD__TOKEN", "MTIz.discord-secret"),
+                ("KEFU__DISCORD__STAFF_CHANNEL_ID", "555"),
+                ("KEFU__DISCORD__STAFF_USER_IDS", "7,8"),
+                ("KEFU__DISCORD__STAFF_ROLE_ID", "50"),
+            ]),
+        )
+        .expect("env loads");
+        let c = s.discord.adapter_config();
+        assert_eq!(c.token.expose(), "MTIz.discord-secret");
+        assert_eq!(c.staff_channel_id, Some(555));
+        assert_eq!(c.staff_user_ids, vec![7, 8]);
+        assert_eq!(c.staff_role_id, Some(50));
+        assert!(!format!("{s:?}").contains("discord-secret"));
+
+        let (head, discord) = EMBEDDED_DEFAULTS.split_at(
+            EMBEDDED_DEFAULTS
+                .find("[discord]")
+                .expect("a [discord] section"),
+        );
+        let text = format!(
+            "{head}{}",
+            discord.replacen("token = \"\"", "token = \"MTIz.abc\"", 1)
+        );
+        assert_ne!(text, EMBEDDED_DEFAULTS);
+        std::fs::write(dir.path().join("default.toml"), text).expect("write");
+        let err = Settings::load_with_env(dir.path(), env(&[])).expect_err("token in a file");
+        assert!(
+            format!("{err:#}").contains("KEFU__DISCORD__TOKEN"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn a_token_in_a_config_file_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = EMBEDDED_DEFAULTS.replace("token = \"\"", "token = \"123:abc\"");
+        let text = EMBEDDED_DEFAULTS.replacen("token = \"\"", "token = \"123:abc\"", 1);
         assert_ne!(text, EMBEDDED_DEFAULTS);
         std::fs::write(dir.path().join("default.toml"), text).expect("write");
         let err = Settings::load_with_env(dir.path(), env(&[])).expect_err("token in a file");

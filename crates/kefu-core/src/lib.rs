@@ -41,6 +41,7 @@
 //! `[redacted: seed phrase, 12 words]`.
 
 pub mod action;
+pub mod adapter;
 pub mod commands;
 pub mod context;
 pub mod details;

@@ -15,7 +15,6 @@
 //!   the topic; resolving closes the topic.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -48,39 +47,7 @@ const POLL_TIMEOUT_SECS: u32 = 10;
 /// How often the delivery worker looks at the outbox and the ticket queue.
 const WORKER_TICK: Duration = Duration::from_millis(200);
 
-/// A secret string (the bot token) whose `Debug` and `Display` never show it.
-#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself: only to hand it to the client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether it is empty (the platform is then disabled).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use kefu_core::adapter::Secret;
 
 /// The adapter's settings.
 #[derive(Debug, Clone)]
@@ -212,11 +179,7 @@ async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
 
 /// Removes the token from an error text (network errors may quote the request URL).
 fn hide(text: &str, token: &Secret) -> String {
-    if token.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(token.expose(), "***")
-    }
+    token.hide_in(text)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -948,11 +911,7 @@ fn keyboard(buttons: &[Button]) -> InlineKeyboardMarkup {
     ])
 }
 
-/// Exponential backoff for a failed delivery: 2, 4, 8… seconds, at most ten minutes.
-fn backoff(attempts: i64) -> chrono::TimeDelta {
-    let exp = attempts.clamp(0, 9) as u32;
-    chrono::TimeDelta::seconds((2i64.pow(exp + 1)).min(600))
-}
+use kefu_core::adapter::backoff;
 
 /// The topic title: [`ticket_title`] cut to the 128 characters Telegram allows.
 pub fn topic_name(ticket: &Ticket) -> String {
@@ -1063,12 +1022,5 @@ mod tests {
             strip_mention("@kefubot", "kefubot").as_deref(),
             Some("hello")
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0).num_seconds(), 2);
-        assert_eq!(backoff(3).num_seconds(), 16);
-        assert_eq!(backoff(100).num_seconds(), 600);
     }
 }

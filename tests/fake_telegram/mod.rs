@@ -1,0 +1,380 @@
+//! A fake Telegram Bot API (axum on 127.0.0.1:0) and the `kefu run` process helper, shared by
+//! the end-to-end test files (`mod fake_telegram;`). The fake serves queued updates through
+//! `getUpdates` (long polling, ~200 ms when empty) and records every other request (method + JSON
+//! body), so tests assert on what the bot sent; waits poll the record with a deadline.
+
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "shared test helpers: not every test file uses each one, and a failed expectation is a failed test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "123456:TEST-token";
+pub const BOT_ID: i64 = 999;
+pub const BOT_USERNAME: &str = "kefu_test_bot";
+pub const STAFF_CHAT: i64 = -1001;
+pub const STAFF_ID: i64 = 7;
+pub const USER: i64 = 42;
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+    /// The fake answered 429.
+    pub limited: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub requests: Vec<Req>,
+    /// Updates not yet confirmed; `true` = served once regardless of the offset (a re-delivery).
+    pub updates: Vec<(Value, bool)>,
+    /// sendMessage calls still to answer with 429.
+    pub limit_sends: u32,
+    pub next_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fake {
+    pub state: Arc<Mutex<FakeState>>,
+    pub url: String,
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn chat_json(id: i64) -> Value {
+    if id < 0 {
+        json!({"id": id, "type": "supergroup", "title": "group", "is_forum": id == STAFF_CHAT})
+    } else {
+        json!({"id": id, "type": "private", "first_name": "User"})
+    }
+}
+
+pub fn ok(result: Value) -> Response {
+    axum::Json(json!({"ok": true, "result": result})).into_response()
+}
+
+pub async fn bot_api(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    UrlPath(path): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let method = path.rsplit('/').next().unwrap_or_default().to_lowercase();
+    assert!(
+        path.starts_with(&format!("bot{TOKEN}/")),
+        "the token is in the path: {path}"
+    );
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
+    if method == "getupdates" {
+        let offset = body["offset"].as_i64().unwrap_or(0);
+        for _ in 0..4 {
+            let batch: Vec<Value> = {
+                let mut s = state.lock().unwrap();
+                s.updates
+                    .retain(|(u, forced)| *forced || u["update_id"].as_i64() >= Some(offset));
+                let batch = s.updates.iter().map(|(u, _)| u.clone()).collect();
+                s.updates.retain(|(_, forced)| !forced);
+                batch
+            };
+            if !batch.is_empty() {
+                return ok(Value::Array(batch));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        return ok(json!([]));
+    }
+    let mut s = state.lock().unwrap();
+    s.next_id += 1;
+    let id = s.next_id + 1000;
+    let limited = method == "sendmessage" && s.limit_sends > 0;
+    s.requests.push(Req {
+        method: method.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+        limited,
+    });
+    if limited {
+        s.limit_sends -= 1;
+        let body = json!({"ok": false, "error_code": 429,
+            "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}});
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    }
+    let chat = body["chat_id"].as_i64().unwrap_or(STAFF_CHAT);
+    let message = |text: Value| {
+        let mut m = json!({"message_id": id, "date": now_secs(), "chat": chat_json(chat),
+            "from": {"id": BOT_ID, "is_bot": true, "first_name": "Kefu", "username": BOT_USERNAME},
+            "text": text});
+        if let Some(thread) = body["message_thread_id"].as_i64() {
+            m["message_thread_id"] = json!(thread);
+            m["is_topic_message"] = json!(true);
+        }
+        m
+    };
+    match method.as_str() {
+        "getme" => ok(json!({"id": BOT_ID, "is_bot": true, "first_name": "Kefu",
+            "username": BOT_USERNAME, "can_join_groups": true, "can_read_all_group_messages": false,
+            "supports_inline_queries": false, "can_connect_to_business": false,
+            "has_main_web_app": false})),
+        "sendmessage" => ok(message(body["text"].clone())),
+        "senddocument" | "forwardmessage" | "copymessage" => ok(message(json!("(file)"))),
+        "createforumtopic" => ok(json!({"message_thread_id": id, "name": body["name"],
+            "icon_color": 7322096})),
+        _ => ok(json!(true)),
+    }
+}
+
+impl Fake {
+    pub async fn start() -> Fake {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let app = Router::new()
+            .route("/{*path}", post(bot_api))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Fake { state, url }
+    }
+
+    pub fn push(&self, update: Value) {
+        self.state.lock().unwrap().updates.push((update, false));
+    }
+
+    /// Serves an update again even though its offset was confirmed (Telegram re-delivering).
+    pub fn redeliver(&self, update: Value) {
+        self.state.lock().unwrap().updates.push((update, true));
+    }
+
+    pub fn limit_next_sends(&self, n: u32) {
+        self.state.lock().unwrap().limit_sends = n;
+    }
+
+    pub fn requests(&self) -> Vec<Req> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Waits until `pred` holds for the recorded requests; returns them.
+    pub async fn wait_until(&self, what: &str, pred: impl Fn(&[Req]) -> bool) -> Vec<Req> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let reqs = self.requests();
+            if pred(&reqs) {
+                return reqs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; requests: {:#?}",
+                reqs.iter()
+                    .map(|r| (r.method.clone(), r.body.clone()))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Waits for a request matching `pred` and returns the first such.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Req) -> bool) -> Req {
+        let reqs = self.wait_until(what, |reqs| reqs.iter().any(&pred)).await;
+        reqs.into_iter().find(|r| pred(r)).expect("found")
+    }
+}
+
+pub fn sends_to(reqs: &[Req], chat: i64) -> Vec<&Req> {
+    reqs.iter()
+        .filter(|r| r.method == "sendmessage" && !r.limited && r.body["chat_id"] == json!(chat))
+        .collect()
+}
+
+pub fn text(r: &Req) -> &str {
+    r.body["text"].as_str().unwrap_or_default()
+}
+
+pub fn buttons(r: &Req) -> Vec<(String, String)> {
+    r.body["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().into_iter().flatten())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap_or_default().to_owned(),
+                b["callback_data"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn user(id: i64, name: &str) -> Value {
+    json!({"id": id, "is_bot": false, "first_name": name, "language_code": "zh-hans"})
+}
+
+pub fn dm(update_id: i64, message_id: i64, from: i64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {"message_id": message_id, "date": now_secs(),
+        "chat": chat_json(from), "from": user(from, "Alice"), "text": text}})
+}
+
+pub fn group_msg(update_id: i64, message_id: i64, chat: i64, from: i64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {"message_id": message_id, "date": now_secs(),
+        "chat": chat_json(chat), "from": user(from, "Carol"), "text": text}})
+}
+
+pub fn topic_msg(update_id: i64, message_id: i64, thread: i64, from: i64, text: &str) -> Value {
+    json!({"update_id": update_id, "message": {"message_id": message_id, "date": now_secs(),
+        "chat": chat_json(STAFF_CHAT), "from": user(from, "Bob"), "text": text,
+        "message_thread_id": thread, "is_topic_message": true}})
+}
+
+pub fn callback(update_id: i64, id: &str, from: i64, chat: i64, data: &str) -> Value {
+    json!({"update_id": update_id, "callback_query": {"id": id, "from": user(from, "Bob"),
+        "chat_instance": "ci", "data": data,
+        "message": {"message_id": 1, "date": now_secs(), "chat": chat_json(chat), "text": "…"}}})
+}
+
+/// `kefu run` against the fake, on a database of its own.
+pub struct Kefu {
+    child: Child,
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+}
+
+impl Kefu {
+    pub fn start(fake: &Fake, extra_env: &[(&str, &str)], kb: Option<&Path>) -> Kefu {
+        Kefu::start_in(tempfile::tempdir().expect("temp dir"), fake, extra_env, kb)
+    }
+
+    /// Starts on the database in `dir` (kept by the returned process).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        fake: &Fake,
+        extra_env: &[(&str, &str)],
+        kb: Option<&Path>,
+    ) -> Kefu {
+        let db = dir.path().join("kefu.db");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.arg("run").current_dir(env!("CARGO_MANIFEST_DIR"));
+        if let Some(kb) = kb {
+            cmd.arg("--kb").arg(kb);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("KEFU__DATABASE__URL", format!("sqlite://{}", db.display()))
+            .env("KEFU__TELEGRAM__TOKEN", TOKEN)
+            .env("KEFU__TELEGRAM__API_URL", &fake.url)
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn kefu run");
+        Kefu {
+            child,
+            _dir: dir,
+            db,
+        }
+    }
+
+    pub fn with_staff(fake: &Fake) -> Kefu {
+        Kefu::start(
+            fake,
+            &[
+                ("KEFU__TELEGRAM__STAFF_CHAT_ID", &STAFF_CHAT.to_string()),
+                (
+                    "KEFU__TELEGRAM__STAFF_USER_IDS",
+                    &format!("{STAFF_ID},12345"),
+                ),
+            ],
+            None,
+        )
+    }
+
+    /// SIGTERM, then the exit status and stderr (bounded wait).
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.code(), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kefu run did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Kefu {
+    /// `kefu desk … --json` on this process's database.
+    pub fn desk_json(&self, args: &[&str]) -> Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.arg("desk")
+            .args(args)
+            .arg("--json")
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env(
+            "KEFU__DATABASE__URL",
+            format!("sqlite://{}", self.db.display()),
+        );
+        let out = cmd.output().expect("kefu desk");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// SIGKILL: no chance to finish anything; the database is handed back for a restart.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self._dir, dir)
+    }
+}
+
+impl Drop for Kefu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
