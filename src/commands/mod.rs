@@ -63,19 +63,19 @@ pub struct Loaded {
 static ENCODER: OnceLock<Arc<dyn Encoder>> = OnceLock::new();
 
 /// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
-/// the encoder fails at start-up with what to do about it.
+/// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
     match nlu.encoder {
         EncoderKind::None => Ok(()),
         #[cfg(not(feature = "rust-bert"))]
-        EncoderKind::RustBert => Err(Failure::BadInput(anyhow::anyhow!(
+        EncoderKind::RustBert => Err(Failure::Other(anyhow::anyhow!(
             "nlu.encoder = \"rust-bert\" but this kefu binary was built without the encoder; fix: rebuild with `cargo build --release --features rust-bert` (needs libtorch 1.13: apt-get install libtorch-dev libopenblas0-pthread, LIBTORCH=/usr), or set nlu.encoder = \"none\""
         ))),
         #[cfg(feature = "rust-bert")]
         EncoderKind::RustBert => {
             let encoder = kefu_nlu::encoder::RustBertEncoder::load(&nlu.model_dir)
-                .map_err(|e| Failure::BadInput(e.into()))?;
+                .map_err(|e| Failure::Other(e.into()))?;
             let _ = ENCODER.set(Arc::new(encoder));
             Ok(())
         }
