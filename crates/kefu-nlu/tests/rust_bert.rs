@@ -64,7 +64,7 @@ fn default_kb() -> kefu_nlu::kb::KnowledgeBase {
 }
 
 #[test]
-fn with_the_encoder_chinese_cases_stay_right_and_english_paraphrases_resolve() {
+fn with_the_encoder_chinese_cases_stay_right_and_english_still_classifies() {
     let kb = default_kb();
     let lexical = Engine::train(kb.clone());
     let fused = Engine::train_with_encoder(kb, EngineOptions::default(), Arc::new(encoder()))
@@ -80,6 +80,13 @@ fn with_the_encoder_chinese_cases_stay_right_and_english_paraphrases_resolve() {
     let d = fused.decide("我的账户被冻结了");
     assert_eq!(d.intent.as_deref(), Some("account.locked"), "{d:?}");
     assert_ne!(d.decision, DecisionKind::Escalate, "{d:?}");
+    // English goes through the encoder too.
+    let d = fused.decide("I can no longer remember my password");
+    assert_eq!(
+        d.candidates.first().map(|c| c.intent.as_str()),
+        Some("account.password_reset"),
+        "{d:?}"
+    );
 }
 
 #[test]
