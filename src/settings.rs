@@ -145,7 +145,10 @@ pub struct NluSettings {
     /// The encoder's model directory (`models/fetch-minilm.sh` fills the default one).
     #[cfg_attr(
         not(feature = "rust-bert"),
-        allow(dead_code, reason = "only a build with the rust-bert feature loads a model")
+        allow(
+            dead_code,
+            reason = "only a build with the rust-bert feature loads a model"
+        )
     )]
     pub model_dir: PathBuf,
 }

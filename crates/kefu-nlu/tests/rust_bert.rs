@@ -1,6 +1,11 @@
 //! The transformer encoder (feature `rust-bert`). Needs libtorch 1.13 and the model fetched by
 //! `models/fetch-minilm.sh` (or KEFU_MODEL_DIR pointing at one).
 #![cfg(feature = "rust-bert")]
+// clippy.toml allows unwrap/expect inside #[test] functions only; the helpers here are test code too.
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
