@@ -158,6 +158,14 @@ fn main() -> ExitCode {
     let result = settings::Settings::load()
         .map_err(commands::Failure::Other)
         .and_then(|settings| {
+            if !matches!(
+                cli.command,
+                Command::Kb {
+                    command: KbCommand::Misses { .. }
+                }
+            ) {
+                commands::configure_encoder(&settings.nlu)?;
+            }
             let kb_or = |kb: Option<PathBuf>| kb.unwrap_or_else(|| settings.nlu.kb.clone());
             match cli.command {
                 Command::Ask { kb, json, text } => {

@@ -178,6 +178,27 @@ pub struct FloodSettings {
 pub struct NluSettings {
     /// The knowledge base: a TOML file or a directory of them.
     pub kb: PathBuf,
+    /// Sentence encoder whose embeddings join the classifier's features for English text.
+    pub encoder: EncoderKind,
+    /// The encoder's model directory (`models/fetch-minilm.sh` fills the default one).
+    #[cfg_attr(
+        not(feature = "rust-bert"),
+        allow(
+            dead_code,
+            reason = "only a build with the rust-bert feature loads a model"
+        )
+    )]
+    pub model_dir: PathBuf,
+}
+
+/// `nlu.encoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Lexical features only (the default; no model, no system libraries).
+    None,
+    /// all-MiniLM-L6-v2 through rust-bert: needs a binary built with `--features rust-bert`.
+    RustBert,
 }
 
 impl Settings {
@@ -253,6 +274,8 @@ mod tests {
     fn the_shipped_default_config_matches_the_settings_struct() {
         let s: Settings = toml_parse(EMBEDDED_DEFAULTS);
         assert_eq!(s.nlu.kb, PathBuf::from("config/kb"));
+        assert_eq!(s.nlu.encoder, EncoderKind::None);
+        assert_eq!(s.nlu.model_dir, PathBuf::from("models/all-MiniLM-L6-v2"));
         assert!(s.database.url.starts_with("sqlite://"));
         kefu_core::SupportHours::parse(
             &s.support.timezone,
@@ -272,6 +295,17 @@ mod tests {
         std::fs::write(dir.path().join("default.toml"), text).expect("write");
         let err = Settings::load_from(dir.path()).expect_err("unknown key");
         assert!(format!("{err:#}").contains("kbb"), "{err:#}");
+    }
+
+    #[test]
+    fn the_encoder_is_chosen_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(dir.path(), env(&[("KEFU__NLU__ENCODER", "rust-bert")]))
+            .expect("rust-bert is a valid encoder");
+        assert_eq!(s.nlu.encoder, EncoderKind::RustBert);
+        let err = Settings::load_with_env(dir.path(), env(&[("KEFU__NLU__ENCODER", "bert")]))
+            .expect_err("unknown encoder");
+        assert!(format!("{err:#}").contains("bert"), "{err:#}");
     }
 
     fn env(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {

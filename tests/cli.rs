@@ -595,3 +595,45 @@ fn an_unknown_command_is_a_usage_error() {
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stdout.trim().is_empty(), "{run:#?}");
 }
+
+/// Runs `kefu ask hello` with `nlu.encoder = "rust-bert"` and the given model directory.
+fn ask_with_encoder(model_dir: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["ask", "hello"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_ENV")
+        .env_remove("KEFU_CONFIG_DIR")
+        .env("KEFU__NLU__ENCODER", "rust-bert")
+        .env("KEFU__NLU__MODEL_DIR", model_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kefu");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[cfg(not(feature = "rust-bert"))]
+#[test]
+fn the_rust_bert_encoder_in_a_build_without_it_says_how_to_rebuild() {
+    let run = ask_with_encoder(Path::new("models/all-MiniLM-L6-v2"));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("--features rust-bert"), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[cfg(feature = "rust-bert")]
+#[test]
+fn a_missing_encoder_model_names_the_directory_and_the_fetch_script() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-model-here");
+    let run = ask_with_encoder(&missing);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&missing.display().to_string()),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("models/fetch-minilm.sh"), "{run:?}");
+}

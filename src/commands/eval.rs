@@ -45,6 +45,8 @@ pub struct Report {
     pub kb_load_ms: f64,
     pub train_ms: f64,
     pub peak_rss_mib: Option<f64>,
+    /// The sentence encoder in use (`nlu.encoder`): "none" or "rust-bert".
+    pub encoder: &'static str,
     pub answer_threshold: f32,
     pub clarify_threshold: f32,
     pub temperature: f32,
@@ -199,6 +201,11 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
         kb_load_ms: (loaded.load.as_secs_f64() * 1e4).round() / 10.0,
         train_ms: (loaded.train.as_secs_f64() * 1e4).round() / 10.0,
         peak_rss_mib: peak_rss_mib().map(|m| (m * 10.0).round() / 10.0),
+        encoder: if engine.encoder().is_some() {
+            "rust-bert"
+        } else {
+            "none"
+        },
         answer_threshold: policy.answer_threshold,
         clarify_threshold: policy.clarify_threshold,
         temperature: policy.temperature,
@@ -253,6 +260,9 @@ pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
         r.kb_load_ms,
         r.train_ms
     );
+    if r.encoder != "none" {
+        outln!(out, "encoder            {}", r.encoder);
+    }
     if let Some(m) = r.peak_rss_mib {
         outln!(out, "peak memory        {m:.0} MiB");
     }

@@ -8,9 +8,11 @@ pub mod kb;
 pub mod run;
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use kefu_nlu::engine::Engine;
+use kefu_nlu::encoder::Encoder;
+use kefu_nlu::engine::{Engine, EngineOptions};
 use kefu_nlu::kb::KbError;
 
 /// Appends one formatted line to a `String` of output.
@@ -57,6 +59,29 @@ pub struct Loaded {
     pub train: Duration,
 }
 
+/// The sentence encoder chosen by `nlu.encoder`, loaded once at start-up.
+static ENCODER: OnceLock<Arc<dyn Encoder>> = OnceLock::new();
+
+/// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
+/// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
+pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
+    use crate::settings::EncoderKind;
+    match nlu.encoder {
+        EncoderKind::None => Ok(()),
+        #[cfg(not(feature = "rust-bert"))]
+        EncoderKind::RustBert => Err(Failure::Other(anyhow::anyhow!(
+            "nlu.encoder = \"rust-bert\" but this kefu binary was built without the encoder; fix: rebuild with `cargo build --release --features rust-bert` (needs libtorch 1.13: apt-get install libtorch-dev libopenblas0-pthread, LIBTORCH=/usr), or set nlu.encoder = \"none\""
+        ))),
+        #[cfg(feature = "rust-bert")]
+        EncoderKind::RustBert => {
+            let encoder = kefu_nlu::encoder::RustBertEncoder::load(&nlu.model_dir)
+                .map_err(|e| Failure::Other(e.into()))?;
+            let _ = ENCODER.set(Arc::new(encoder));
+            Ok(())
+        }
+    }
+}
+
 /// Loads and trains the KB; a KB that can't be read or is invalid is bad input.
 pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
     let t0 = Instant::now();
@@ -70,7 +95,11 @@ pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
         eprintln!("warning: {w}");
     }
     let t1 = Instant::now();
-    let engine = Engine::train(kb);
+    let engine = match ENCODER.get() {
+        Some(encoder) => Engine::train_with_encoder(kb, EngineOptions::default(), encoder.clone())
+            .map_err(|e| Failure::Other(e.into()))?,
+        None => Engine::train(kb),
+    };
     Ok(Loaded {
         engine,
         load,

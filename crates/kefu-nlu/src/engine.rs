@@ -18,11 +18,13 @@
 //! The same held-out predictions give `kefu kb check` its per-intent accuracy and confusable pairs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use crate::classifier::{LogReg, TrainOptions, softmax};
+use crate::encoder::{EMBEDDING_WEIGHT, Encoder, EncoderError, embed_all, mostly_latin};
 use crate::features::{FeatureSpace, RawFeatures, SparseVec, extract};
 use crate::kb::KnowledgeBase;
 use crate::lang;
@@ -113,6 +115,8 @@ pub struct EngineOptions {
     pub epochs: Option<usize>,
     /// L2 penalty per example (default: the classifier's).
     pub l2: Option<f32>,
+    /// Scale of sentence-embedding features against the lexical ones (used with an encoder).
+    pub embedding_weight: f32,
 }
 
 impl Default for EngineOptions {
@@ -123,6 +127,7 @@ impl Default for EngineOptions {
                 .unwrap_or(1),
             epochs: None,
             l2: None,
+            embedding_weight: EMBEDDING_WEIGHT,
         }
     }
 }
@@ -138,6 +143,20 @@ pub struct Engine {
     labels: Vec<Option<usize>>,
     policy: Policy,
     validation: Validation,
+    /// Optional sentence encoder: its vectors follow the lexical features (see [`crate::encoder`]).
+    encoder: Option<Arc<dyn Encoder>>,
+    embedding_weight: f32,
+}
+
+/// Appends a sentence embedding, scaled, to a text's sparse features, after the lexical ones.
+fn with_embedding(mut x: SparseVec, offset: usize, embedding: &[f32], weight: f32) -> SparseVec {
+    for (k, &v) in embedding.iter().enumerate() {
+        if v != 0.0 {
+            x.idx.push((offset + k) as u32);
+            x.val.push(v * weight);
+        }
+    }
+    x
 }
 
 /// A held-out prediction: gold class and logits.
@@ -157,15 +176,31 @@ impl Engine {
 
     /// Trains the engine on a KB.
     pub fn train_with(kb: KnowledgeBase, opts: EngineOptions) -> Engine {
-        let tokenizer = Tokenizer::new(&kb.vocabulary);
-        let mut labels: Vec<Option<usize>> = (0..kb.intents.len()).map(Some).collect();
-        let oos_class = if kb.out_of_scope.iter().any(|(_, v)| !v.is_empty()) {
-            labels.push(None);
-            Some(labels.len() - 1)
-        } else {
-            None
-        };
-        // Training texts: (text, class, is_title).
+        Self::train_inner(kb, opts, None, Vec::new())
+    }
+
+    /// Trains the engine on a KB with a sentence encoder whose embeddings become extra features
+    /// for messages in Latin script (see [`crate::encoder`]). Fails if the KB's examples can't be
+    /// encoded.
+    pub fn train_with_encoder(
+        kb: KnowledgeBase,
+        opts: EngineOptions,
+        encoder: Arc<dyn Encoder>,
+    ) -> Result<Engine, EncoderError> {
+        let texts = Self::training_texts(&kb);
+        let strs: Vec<&str> = texts.iter().map(|t| t.0).collect();
+        let embeddings = embed_all(encoder.as_ref(), &strs)?;
+        drop(texts);
+        Ok(Self::train_inner(kb, opts, Some(encoder), embeddings))
+    }
+
+    /// Training texts: (text, class, is_title); intents in KB order, then out-of-scope.
+    fn training_texts(kb: &KnowledgeBase) -> Vec<(&str, usize, bool)> {
+        let oos_class = kb
+            .out_of_scope
+            .iter()
+            .any(|(_, v)| !v.is_empty())
+            .then_some(kb.intents.len());
         let mut texts: Vec<(&str, usize, bool)> = Vec::new();
         for (c, intent) in kb.intents.iter().enumerate() {
             texts.extend(intent.all_examples().map(|e| (e, c, false)));
@@ -178,6 +213,24 @@ impl Engine {
                     .flat_map(|(_, v)| v.iter().map(move |e| (e.as_str(), c, false))),
             );
         }
+        texts
+    }
+
+    /// `embeddings`: one per training text (in [`Self::training_texts`] order) when there is an
+    /// encoder, else empty.
+    fn train_inner(
+        kb: KnowledgeBase,
+        opts: EngineOptions,
+        encoder: Option<Arc<dyn Encoder>>,
+        embeddings: Vec<Vec<f32>>,
+    ) -> Engine {
+        let tokenizer = Tokenizer::new(&kb.vocabulary);
+        let mut labels: Vec<Option<usize>> = (0..kb.intents.len()).map(Some).collect();
+        if kb.out_of_scope.iter().any(|(_, v)| !v.is_empty()) {
+            labels.push(None);
+        }
+        // Training texts: (text, class, is_title).
+        let texts = Self::training_texts(&kb);
         let raw: Vec<RawFeatures> = texts
             .iter()
             .map(|(t, _, _)| {
@@ -187,8 +240,21 @@ impl Engine {
             })
             .collect();
         let space = FeatureSpace::fit(&raw);
-        let x: Vec<SparseVec> = raw.iter().map(|r| space.vectorize(r)).collect();
+        let mut x: Vec<SparseVec> = raw.iter().map(|r| space.vectorize(r)).collect();
         drop(raw);
+        // Lexical features, then the encoder's dimensions if there is one.
+        let features = match &encoder {
+            Some(enc) if embeddings.len() == x.len() => {
+                x = x
+                    .into_iter()
+                    .zip(&embeddings)
+                    .map(|(v, e)| with_embedding(v, space.len(), e, opts.embedding_weight))
+                    .collect();
+                space.len() + enc.dim()
+            }
+            _ => space.len(),
+        };
+        drop(embeddings);
         let y: Vec<u32> = texts.iter().map(|(_, c, _)| *c as u32).collect();
         let weights = vec![1f32; x.len()];
         let classes = labels.len();
@@ -252,14 +318,8 @@ impl Engine {
                                 break done;
                             }
                             if job == 0 {
-                                let m = LogReg::train(
-                                    &x,
-                                    &y,
-                                    &weights,
-                                    space.len(),
-                                    classes,
-                                    train_opts,
-                                );
+                                let m =
+                                    LogReg::train(&x, &y, &weights, features, classes, train_opts);
                                 done.push((0, Some(m), Vec::new()));
                                 continue;
                             }
@@ -279,7 +339,7 @@ impl Engine {
                             let xs: Vec<SparseVec> = keep.iter().map(|&i| x[i].clone()).collect();
                             let ys: Vec<u32> = keep.iter().map(|&i| y[i]).collect();
                             let ws: Vec<f32> = keep.iter().map(|&i| weights[i]).collect();
-                            let m = LogReg::train(&xs, &ys, &ws, space.len(), classes, train_opts);
+                            let m = LogReg::train(&xs, &ys, &ws, features, classes, train_opts);
                             let held = (0..x.len())
                                 .filter(|&i| {
                                     let is_title = fold_of[i] == usize::MAX;
@@ -314,8 +374,8 @@ impl Engine {
             }
             held.extend(h);
         }
-        let model = model
-            .unwrap_or_else(|| LogReg::train(&x, &y, &weights, space.len(), classes, train_opts));
+        let model =
+            model.unwrap_or_else(|| LogReg::train(&x, &y, &weights, features, classes, train_opts));
         let (policy, validation) = derive_policy(&kb, &labels, &held, used_folds);
         Engine {
             kb,
@@ -325,7 +385,14 @@ impl Engine {
             labels,
             policy,
             validation,
+            encoder,
+            embedding_weight: opts.embedding_weight,
         }
+    }
+
+    /// The sentence encoder in use, if any.
+    pub fn encoder(&self) -> Option<&dyn Encoder> {
+        self.encoder.as_deref()
     }
 
     /// The knowledge base the engine was trained on.
@@ -347,7 +414,14 @@ impl Engine {
     fn probabilities(&self, text: &str) -> Vec<f32> {
         let n = normalize(text);
         let tokens = self.tokenizer.tokens(&n);
-        let x = self.space.vectorize(&extract(&n, &tokens));
+        let mut x = self.space.vectorize(&extract(&n, &tokens));
+        if let Some(enc) = &self.encoder
+            && mostly_latin(text)
+            // A message the encoder fails on is classified on its words alone.
+            && let Ok(Some(e)) = enc.encode(&[text]).map(|v| v.into_iter().next())
+        {
+            x = with_embedding(x, self.space.len(), &e, self.embedding_weight);
+        }
         let mut p = vec![0f32; self.labels.len()];
         self.model.scores(&x, &mut p);
         calibrate(&mut p, self.policy.temperature);

@@ -18,11 +18,14 @@
 //!   for Latin script, synonyms folded onto one canonical token.
 //! - [`features`]: sparse TF-IDF vectors of words, word bigrams and character n-grams.
 //! - [`classifier`]: multinomial logistic regression trained at KB load.
+//! - [`encoder`]: an optional sentence encoder (feature `rust-bert`) whose embeddings become extra
+//!   features for English text.
 //! - [`engine`]: the trained engine: classify, calibrate, decide; thresholds derived from the KB by
 //!   held-out validation.
 //! - [`secrets`]: BIP39 mnemonics and private keys, returned as spans to redact.
 
 pub mod classifier;
+pub mod encoder;
 pub mod engine;
 pub mod features;
 pub mod kb;
