@@ -53,12 +53,19 @@ pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
             r * 100.0
         );
     }
+    let ratio = if policy.clarify_ratio > 0.0 {
+        format!(
+            ", the second is ≥ {:.0} % of the first",
+            policy.clarify_ratio * 100.0
+        )
+    } else {
+        String::new()
+    };
     outln!(
         out,
-        "policy: answer ≥ {:.3}; clarify when the two best reach {:.3} and the second is ≥ {:.0} % of the first; temperature {}",
+        "policy: answer ≥ {:.3}; else ask \"A or B?\" when the two best reach {:.3}{ratio} and out-of-scope is less likely than both; else hand over; temperature {}",
         policy.answer_threshold,
         policy.clarify_threshold,
-        policy.clarify_ratio * 100.0,
         policy.temperature
     );
     let mut weakest: Vec<&(String, usize, usize)> =

@@ -12,8 +12,10 @@
 //! 2. picks the answer threshold and the clarify rule that maximise a support bot's utility: a right
 //!    answer is worth +1, a wrong one costs 1, handing over to a human is neutral, offering two
 //!    options that include the right one is worth 0.6; not answering an out-of-scope message is
-//!    worth +1 on the same scale. In-scope examples weigh 1 in all, the KB's out-of-scope examples
-//!    0.75, unseen intents 0.25.
+//!    worth +1 on the same scale. Offering two options that are both wrong costs 0.3 against
+//!    handing over at once, whether the message was in scope or not: the user presses "neither"
+//!    and reaches a human one step later. In-scope examples weigh 1 in all, the KB's out-of-scope
+//!    examples 0.75, unseen intents 0.25.
 //!
 //! The same held-out predictions give `kefu kb check` its per-intent accuracy and confusable pairs.
 
@@ -617,7 +619,8 @@ fn utility(v: &Verdict, gold: Option<usize>) -> f32 {
         }
         (Some(_), DecisionKind::Escalate) => 0.0,
         (None, DecisionKind::Answer) => -1.0,
-        (None, DecisionKind::Clarify) => -0.3,
+        // Off-topic, asked "A or B?": "neither" leads to the same human, one step later.
+        (None, DecisionKind::Clarify) => 0.7,
         (None, DecisionKind::Escalate) => 1.0,
     }
 }
@@ -682,16 +685,14 @@ fn derive_policy(
         .collect();
     let n_in = counts[0].max(1) as f32;
 
-    // 2. Thresholds: maximise utility over a grid.
-    let score = |policy: &Policy| -> f32 {
-        probs
-            .iter()
-            .zip(held)
-            .map(|((p, gold), h)| {
-                utility(&apply_policy(p, policy), *gold) * weights[group(h, *gold)]
-            })
-            .sum()
-    };
+    // 2. Thresholds: maximise utility over a grid. For a given answer threshold, the messages
+    //    answered (or left to the out-of-scope class) don't depend on the clarify rule: they are
+    //    scored once, and only the rest is scored for each clarify rule.
+    let evidence: Vec<(Top, Option<usize>, f32)> = probs
+        .iter()
+        .zip(held)
+        .map(|((p, gold), h)| (*p, *gold, weights[group(h, *gold)]))
+        .collect();
     let mut policy = Policy {
         answer_threshold: 0.5,
         clarify_threshold: 1.1,
@@ -699,17 +700,37 @@ fn derive_policy(
         temperature,
     };
     let mut best_u = f32::MIN;
-    if !probs.is_empty() {
-        for a in (2..=39).map(|i| i as f32 * 0.025) {
-            for c in (0..=12).map(|i| a + i as f32 * 0.05).chain([1.1]) {
-                for r in [0.2, 0.3, 0.5, 0.7] {
+    let mut undecided = Vec::with_capacity(evidence.len());
+    if !evidence.is_empty() {
+        for a in (2..=39).map(|i| i as f32 * 0.025).chain([0.985, 0.99]) {
+            let answering = Policy {
+                answer_threshold: a,
+                clarify_threshold: f32::INFINITY,
+                ..policy
+            };
+            let mut settled = 0.0;
+            undecided.clear();
+            for e in &evidence {
+                let decided = e.0.best.is_none_or(|(_, p1)| e.0.oos >= p1 || p1 >= a);
+                if decided {
+                    settled += utility(&apply_policy(&e.0, &answering), e.1) * e.2;
+                } else {
+                    undecided.push(e);
+                }
+            }
+            for c in (4..=20).map(|i| i as f32 * 0.05).chain([1.1]) {
+                for r in [0.0, 0.1, 0.2, 0.3, 0.5, 0.7] {
                     let candidate = Policy {
                         answer_threshold: a,
                         clarify_threshold: c,
                         clarify_ratio: r,
                         temperature,
                     };
-                    let u = score(&candidate);
+                    let u = settled
+                        + undecided
+                            .iter()
+                            .map(|e| utility(&apply_policy(&e.0, &candidate), e.1) * e.2)
+                            .sum::<f32>();
                     if u > best_u + 1e-6 {
                         best_u = u;
                         policy = candidate;
@@ -895,6 +916,80 @@ synonyms = [["提币", "提现", "出金"], ["充值", "充币", "入金"]]
         );
         let v = apply(&[0.1, 0.1, 0.8]);
         assert_eq!(v.kind, DecisionKind::Escalate);
+    }
+
+    #[test]
+    fn a_needless_question_costs_the_same_whatever_the_message_was() {
+        // Two wrong options: the user presses "neither" and reaches a human one step later, so
+        // asking costs the same against handing over at once for an in-scope message and for an
+        // off-topic one.
+        let ask = |first, second| Verdict {
+            kind: DecisionKind::Clarify,
+            first: Some(first),
+            second: Some(second),
+        };
+        let hand_over = Verdict {
+            kind: DecisionKind::Escalate,
+            first: None,
+            second: None,
+        };
+        for gold in [Some(7), None] {
+            let cost = utility(&hand_over, gold) - utility(&ask(0, 1), gold);
+            assert!((cost - 0.3).abs() < 1e-6, "{gold:?}: {cost}");
+        }
+        let answer_wrong = Verdict {
+            kind: DecisionKind::Answer,
+            first: Some(0),
+            second: None,
+        };
+        assert!(utility(&ask(0, 1), None) > utility(&answer_wrong, None));
+        assert!(utility(&ask(7, 1), Some(7)) > utility(&hand_over, Some(7)));
+    }
+
+    #[test]
+    fn uncertain_messages_whose_answer_is_among_the_two_best_are_asked_about() {
+        // Held-out evidence: confident right answers, uncertain ones with the right intent second,
+        // and off-topic messages the out-of-scope class recognises.
+        let labels = [Some(0), Some(1), Some(2), None];
+        let mut held = Vec::new();
+        for i in 0..40 {
+            let g = i % 3;
+            let mut logits = vec![0.0f32; 4];
+            logits[g] = 5.0;
+            held.push(HeldOut {
+                gold: g,
+                novel: false,
+                logits,
+            });
+            let mut logits = vec![0.0f32; 4];
+            logits[(g + 1) % 3] = 2.2;
+            logits[g] = 2.0;
+            held.push(HeldOut {
+                gold: g,
+                novel: false,
+                logits,
+            });
+            held.push(HeldOut {
+                gold: 3,
+                novel: false,
+                logits: vec![0.5, 0.2, 0.0, 4.0],
+            });
+        }
+        let kb = parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), KB)]).expect("KB");
+        let (policy, validation) = derive_policy(&kb, &labels, &held, 5);
+        let v = |p: [f32; 4]| {
+            let mut p = p.to_vec();
+            calibrate(&mut p, policy.temperature);
+            apply_policy(&Top::of(&p, &labels), &policy).kind
+        };
+        assert_eq!(v([5.0, 0.0, 0.0, 0.0]), DecisionKind::Answer, "{policy:?}");
+        assert_eq!(v([2.0, 2.2, 0.0, 0.0]), DecisionKind::Clarify, "{policy:?}");
+        assert_eq!(
+            v([0.5, 0.2, 0.0, 4.0]),
+            DecisionKind::Escalate,
+            "{policy:?}"
+        );
+        assert!(validation.resolved_rate > 0.99, "{validation:?}");
     }
 
     #[test]
