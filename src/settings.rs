@@ -189,6 +189,8 @@ pub struct NluSettings {
         )
     )]
     pub model_dir: PathBuf,
+    /// Static English word vectors join the features (`kefu_nlu::wordvec`).
+    pub word_vectors: bool,
 }
 
 /// `nlu.encoder`.
@@ -276,6 +278,7 @@ mod tests {
         assert_eq!(s.nlu.kb, PathBuf::from("config/kb"));
         assert_eq!(s.nlu.encoder, EncoderKind::None);
         assert_eq!(s.nlu.model_dir, PathBuf::from("models/all-MiniLM-L6-v2"));
+        assert!(s.nlu.word_vectors, "word vectors are on by default");
         assert!(s.database.url.starts_with("sqlite://"));
         kefu_core::SupportHours::parse(
             &s.support.timezone,

@@ -47,6 +47,8 @@ pub struct Report {
     pub peak_rss_mib: Option<f64>,
     /// The sentence encoder in use (`nlu.encoder`): "none" or "rust-bert".
     pub encoder: &'static str,
+    /// Whether static English word vectors were among the features (`nlu.word_vectors`).
+    pub word_vectors: bool,
     pub answer_threshold: f32,
     pub clarify_threshold: f32,
     pub temperature: f32,
@@ -206,6 +208,7 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
         } else {
             "none"
         },
+        word_vectors: engine.uses_word_vectors(),
         answer_threshold: policy.answer_threshold,
         clarify_threshold: policy.clarify_threshold,
         temperature: policy.temperature,
@@ -260,6 +263,9 @@ pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
         r.kb_load_ms,
         r.train_ms
     );
+    if !r.word_vectors {
+        outln!(out, "word vectors       off");
+    }
     if r.encoder != "none" {
         outln!(out, "encoder            {}", r.encoder);
     }

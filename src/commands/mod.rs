@@ -62,10 +62,14 @@ pub struct Loaded {
 /// The sentence encoder chosen by `nlu.encoder`, loaded once at start-up.
 static ENCODER: OnceLock<Arc<dyn Encoder>> = OnceLock::new();
 
+/// `nlu.word_vectors` (true unless configured off).
+static WORD_VECTORS: OnceLock<bool> = OnceLock::new();
+
 /// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
 /// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
+    let _ = WORD_VECTORS.set(nlu.word_vectors);
     match nlu.encoder {
         EncoderKind::None => Ok(()),
         #[cfg(not(feature = "rust-bert"))]
@@ -95,10 +99,14 @@ pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
         eprintln!("warning: {w}");
     }
     let t1 = Instant::now();
+    let opts = EngineOptions {
+        word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
+        ..EngineOptions::default()
+    };
     let engine = match ENCODER.get() {
-        Some(encoder) => Engine::train_with_encoder(kb, EngineOptions::default(), encoder.clone())
+        Some(encoder) => Engine::train_with_encoder(kb, opts, encoder.clone())
             .map_err(|e| Failure::Other(e.into()))?,
-        None => Engine::train(kb),
+        None => Engine::train_with(kb, opts),
     };
     Ok(Loaded {
         engine,

@@ -17,6 +17,7 @@
 //! - [`segment`]: tokens for both scripts: jieba words for Chinese (with KB vocabulary), stemmed words
 //!   for Latin script, synonyms folded onto one canonical token.
 //! - [`features`]: sparse TF-IDF vectors of words, word bigrams and character n-grams.
+//! - [`wordvec`]: static English word vectors (compiled in) that add what a word means.
 //! - [`classifier`]: multinomial logistic regression trained at KB load.
 //! - [`encoder`]: an optional sentence encoder (feature `rust-bert`) whose embeddings become extra
 //!   features for English text.
@@ -33,3 +34,4 @@ pub mod lang;
 pub mod normalize;
 pub mod secrets;
 pub mod segment;
+pub mod wordvec;
