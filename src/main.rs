@@ -43,6 +43,10 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also write each case's outcome to this file (JSON Lines: text, gold intent,
+        /// decision, predicted intent, candidates with scores, ok).
+        #[arg(long, value_name = "FILE")]
+        details: Option<PathBuf>,
     },
     /// Knowledge-base tools.
     Kb {
@@ -171,7 +175,12 @@ fn main() -> ExitCode {
                 Command::Ask { kb, json, text } => {
                     commands::ask::run(&kb_or(kb), json, &text.join(" "))
                 }
-                Command::Eval { kb, cases, json } => commands::eval::run(&kb_or(kb), &cases, json),
+                Command::Eval {
+                    kb,
+                    cases,
+                    json,
+                    details,
+                } => commands::eval::run(&kb_or(kb), &cases, json, details.as_deref()),
                 Command::Kb {
                     command: KbCommand::Check { kb, json },
                 } => commands::kb::check(&kb_or(kb), json),

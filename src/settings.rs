@@ -191,6 +191,8 @@ pub struct NluSettings {
     pub model_dir: PathBuf,
     /// Static English word vectors join the features (`kefu_nlu::wordvec`).
     pub word_vectors: bool,
+    /// The built-in support lexicon's concepts join the features (`kefu_nlu::concepts`).
+    pub lexicon: bool,
 }
 
 /// `nlu.encoder`.
@@ -279,6 +281,7 @@ mod tests {
         assert_eq!(s.nlu.encoder, EncoderKind::None);
         assert_eq!(s.nlu.model_dir, PathBuf::from("models/all-MiniLM-L6-v2"));
         assert!(s.nlu.word_vectors, "word vectors are on by default");
+        assert!(s.nlu.lexicon, "the lexicon is on by default");
         assert!(s.database.url.starts_with("sqlite://"));
         kefu_core::SupportHours::parse(
             &s.support.timezone,

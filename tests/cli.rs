@@ -392,6 +392,58 @@ fn eval_without_json_prints_a_readable_table_matching_the_json() {
 }
 
 #[test]
+fn eval_details_writes_one_line_per_case_agreeing_with_the_summary() {
+    let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
+    let details = path.join("details.jsonl");
+    let run = kefu(
+        [
+            OsStr::new("eval"),
+            OsStr::new("--kb"),
+            path.join("kb.toml").as_os_str(),
+            OsStr::new("--cases"),
+            path.join("cases.jsonl").as_os_str(),
+            OsStr::new("--json"),
+            OsStr::new("--details"),
+            details.as_os_str(),
+        ],
+        None,
+    );
+    let r = one_json_object(&run);
+    let text = std::fs::read_to_string(&details).expect("details file written");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let cases: Vec<Value> = SMALL_CASES
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("case"))
+        .collect();
+    assert_eq!(rows.len(), cases.len());
+    for (row, case) in rows.iter().zip(&cases) {
+        assert_eq!(row["text"], case["text"], "{row}");
+        assert_eq!(row["intent"], case["intent"], "{row}");
+        let decision = row["decision"].as_str().expect("decision");
+        assert!(
+            ["answer", "clarify", "escalate"].contains(&decision),
+            "{row}"
+        );
+        assert!(
+            row["ok"].is_boolean() && row["candidates"].is_array(),
+            "{row}"
+        );
+    }
+    // The in-scope rows whose first candidate is the gold intent give the summary's top-1.
+    let in_scope: Vec<&Value> = rows.iter().filter(|r| !r["intent"].is_null()).collect();
+    let top1 = in_scope
+        .iter()
+        .filter(|r| r["candidates"][0]["intent"] == r["intent"])
+        .count() as f64
+        / in_scope.len() as f64;
+    let reported = r["top1_accuracy"].as_f64().expect("top1");
+    assert!((top1 - reported).abs() < 1e-3, "{top1} vs {reported}");
+}
+
+#[test]
 fn eval_rejects_a_case_with_an_unknown_intent_naming_the_file_and_line() {
     let cases = format!(
         "{}{}",

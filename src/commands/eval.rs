@@ -1,7 +1,7 @@
 //! `kefu eval`: score the NLU on labelled cases with the metrics of `shared/contracts/kb-format.md`.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -49,6 +49,8 @@ pub struct Report {
     pub encoder: &'static str,
     /// Whether static English word vectors were among the features (`nlu.word_vectors`).
     pub word_vectors: bool,
+    /// Whether the built-in support lexicon's concepts were among the features (`nlu.lexicon`).
+    pub lexicon: bool,
     pub answer_threshold: f32,
     pub clarify_threshold: f32,
     pub temperature: f32,
@@ -108,7 +110,35 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
+/// One case's outcome, as `kefu eval --details FILE` writes it (one JSON object a line).
+#[derive(Serialize)]
+struct Detail<'a> {
+    text: &'a str,
+    /// The gold intent (null: out of scope).
+    intent: Option<&'a str>,
+    /// answer | clarify | escalate
+    decision: DecisionKind,
+    /// The intent answered with (answer), the first option (clarify), the best guess (escalate).
+    predicted: Option<&'a str>,
+    confidence: f32,
+    /// The best-ranked intents with their calibrated scores, best first.
+    candidates: &'a [kefu_nlu::engine::Candidate],
+    out_of_scope: f32,
+    /// Whether the decision was right: in scope → answered or clarified with the gold intent;
+    /// out of scope → not answered.
+    ok: bool,
+}
+
+/// Scores the engine on the cases; with `details`, also writes each case's outcome there.
+pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<Report, Failure> {
+    let mut details_out = match details {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create the details file {}", path.display()))
+                .map_err(Failure::Other)?,
+        )),
+        None => None,
+    };
     let loaded = load_engine(kb)?;
     let engine = &loaded.engine;
     let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
@@ -137,6 +167,30 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
             DecisionKind::Clarify => clarified += 1,
             DecisionKind::Escalate => escalated += 1,
         }
+        let ok = match &case.intent {
+            Some(gold) => match d.decision {
+                DecisionKind::Answer => d.intent.as_deref() == Some(gold.as_str()),
+                DecisionKind::Clarify => d.candidates.iter().take(2).any(|c| &c.intent == gold),
+                DecisionKind::Escalate => false,
+            },
+            None => d.decision != DecisionKind::Answer,
+        };
+        if let Some(out) = details_out.as_mut() {
+            let line = serde_json::to_string(&Detail {
+                text: &case.text,
+                intent: case.intent.as_deref(),
+                decision: d.decision,
+                predicted: d.intent.as_deref(),
+                confidence: d.confidence,
+                candidates: &d.candidates,
+                out_of_scope: d.out_of_scope,
+                ok,
+            })
+            .map_err(|e| Failure::Other(e.into()))?;
+            writeln!(out, "{line}")
+                .context("cannot write the details file")
+                .map_err(Failure::Other)?;
+        }
         match &case.intent {
             Some(gold) => {
                 in_scope += 1;
@@ -145,11 +199,6 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
                 } else if let Some(b) = best {
                     *confusions.entry((gold.clone(), b.to_owned())).or_default() += 1;
                 }
-                let ok = match d.decision {
-                    DecisionKind::Answer => d.intent.as_deref() == Some(gold.as_str()),
-                    DecisionKind::Clarify => d.candidates.iter().take(2).any(|c| &c.intent == gold),
-                    DecisionKind::Escalate => false,
-                };
                 resolved += usize::from(ok);
                 wrong += usize::from(
                     d.decision == DecisionKind::Answer
@@ -170,6 +219,11 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
         }
     }
     bar.finish_and_clear();
+    if let Some(mut out) = details_out {
+        out.flush()
+            .context("cannot write the details file")
+            .map_err(Failure::Other)?;
+    }
     micros.sort_by(f64::total_cmp);
     let mut confusions: Vec<(String, String, usize)> = confusions
         .into_iter()
@@ -209,6 +263,7 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
             "none"
         },
         word_vectors: engine.uses_word_vectors(),
+        lexicon: engine.uses_lexicon(),
         answer_threshold: policy.answer_threshold,
         clarify_threshold: policy.clarify_threshold,
         temperature: policy.temperature,
@@ -216,9 +271,9 @@ pub fn evaluate(kb: &Path, cases_path: &Path) -> Result<Report, Failure> {
     })
 }
 
-pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
+pub fn run(kb: &Path, cases: &Path, json: bool, details: Option<&Path>) -> Result<(), Failure> {
     let mut out = String::new();
-    let r = evaluate(kb, cases)?;
+    let r = evaluate(kb, cases, details)?;
     if json {
         outln!(
             out,
@@ -265,6 +320,9 @@ pub fn run(kb: &Path, cases: &Path, json: bool) -> Result<(), Failure> {
     );
     if !r.word_vectors {
         outln!(out, "word vectors       off");
+    }
+    if !r.lexicon {
+        outln!(out, "lexicon            off");
     }
     if r.encoder != "none" {
         outln!(out, "encoder            {}", r.encoder);

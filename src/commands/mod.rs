@@ -65,11 +65,15 @@ static ENCODER: OnceLock<Arc<dyn Encoder>> = OnceLock::new();
 /// `nlu.word_vectors` (true unless configured off).
 static WORD_VECTORS: OnceLock<bool> = OnceLock::new();
 
+/// `nlu.lexicon` (true unless configured off).
+static LEXICON: OnceLock<bool> = OnceLock::new();
+
 /// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
 /// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
     let _ = WORD_VECTORS.set(nlu.word_vectors);
+    let _ = LEXICON.set(nlu.lexicon);
     match nlu.encoder {
         EncoderKind::None => Ok(()),
         #[cfg(not(feature = "rust-bert"))]
@@ -101,6 +105,7 @@ pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
     let t1 = Instant::now();
     let opts = EngineOptions {
         word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
+        lexicon: LEXICON.get().copied().unwrap_or(true),
         ..EngineOptions::default()
     };
     let engine = match ENCODER.get() {

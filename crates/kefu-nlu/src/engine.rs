@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::classifier::{LogReg, TrainOptions, softmax};
+use crate::concepts::Concepts;
 use crate::encoder::{EMBEDDING_WEIGHT, Encoder, EncoderError, embed_all, mostly_latin};
 use crate::features::{FeatureSpace, RawFeatures, SparseVec, extract};
 use crate::kb::KnowledgeBase;
@@ -122,6 +123,8 @@ pub struct EngineOptions {
     pub embedding_weight: f32,
     /// Append the message's static English word vector ([`crate::wordvec`]) to its features.
     pub word_vectors: bool,
+    /// Add the concepts of the built-in support lexicon ([`crate::concepts`]) to its features.
+    pub lexicon: bool,
 }
 
 impl Default for EngineOptions {
@@ -134,6 +137,7 @@ impl Default for EngineOptions {
             l2: None,
             embedding_weight: EMBEDDING_WEIGHT,
             word_vectors: true,
+            lexicon: true,
         }
     }
 }
@@ -151,6 +155,8 @@ pub struct Engine {
     validation: Validation,
     /// Static word vectors, if used: they follow the lexical features.
     word_vectors: Option<(&'static WordVectors, WordWeights)>,
+    /// The built-in support lexicon, when the engine uses it.
+    lexicon: Option<&'static Concepts>,
     /// Optional sentence encoder: its vectors follow the lexical features and the word vectors
     /// (see [`crate::encoder`]).
     encoder: Option<Arc<dyn Encoder>>,
@@ -183,9 +189,31 @@ fn text_features(
 ) -> SparseVec {
     let x = space.vectorize(raw);
     match word_vectors.and_then(|(wv, w)| wv.sentence(tokens, |t| w.weight(t))) {
-        Some(v) => with_embedding(x, space.len(), &v, WORD_VECTOR_WEIGHT),
+        Some(v) => {
+            // The vector speaks for the message's Latin-script words only: in a mostly Chinese
+            // message with one English word ("卸载了app 助记词没存") it must not outweigh the rest.
+            let cjk = tokens
+                .iter()
+                .filter(|t| t.chars().next().is_some_and(crate::normalize::is_cjk))
+                .count();
+            let latin = tokens
+                .iter()
+                .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+                .count();
+            let share = latin as f32 / (latin + cjk).max(1) as f32;
+            with_embedding(x, space.len(), &v, WORD_VECTOR_WEIGHT * share)
+        }
         None => x,
     }
+}
+
+/// A text's n-grams, and the lexicon's concepts when the engine uses it.
+fn raw_features(lexicon: Option<&Concepts>, normalized: &str, tokens: &[String]) -> RawFeatures {
+    let mut raw = extract(normalized, tokens);
+    if let Some(c) = lexicon {
+        raw.add_concepts(&c.find(normalized, tokens));
+    }
+    raw
 }
 
 /// A held-out prediction: gold class and logits.
@@ -260,11 +288,12 @@ impl Engine {
         }
         // Training texts: (text, class, is_title).
         let texts = Self::training_texts(&kb);
+        let lexicon = opts.lexicon.then(Concepts::builtin).flatten();
         let (raw, tokens): (Vec<RawFeatures>, Vec<Vec<String>>) =
             par_map(&texts, opts.threads, |(t, _, _)| {
                 let n = normalize(t);
                 let tokens = tokenizer.tokens(&n);
-                (extract(&n, &tokens), tokens)
+                (raw_features(lexicon, &n, &tokens), tokens)
             })
             .into_iter()
             .unzip();
@@ -424,6 +453,7 @@ impl Engine {
             policy,
             validation,
             word_vectors,
+            lexicon,
             encoder,
             embedding_weight: opts.embedding_weight,
         }
@@ -437,6 +467,11 @@ impl Engine {
     /// Whether static word vectors are among the features.
     pub fn uses_word_vectors(&self) -> bool {
         self.word_vectors.is_some()
+    }
+
+    /// Whether the built-in support lexicon's concepts are among the features.
+    pub fn uses_lexicon(&self) -> bool {
+        self.lexicon.is_some()
     }
 
     /// The knowledge base the engine was trained on.
@@ -461,7 +496,7 @@ impl Engine {
         let mut x = text_features(
             &self.space,
             self.word_vectors.as_ref(),
-            &extract(&n, &tokens),
+            &raw_features(self.lexicon, &n, &tokens),
             &tokens,
         );
         if let Some(enc) = &self.encoder
@@ -986,6 +1021,75 @@ answer = { en = "See the fee schedule." }
             "今天天气怎么样",
         ] {
             assert_eq!(a.probabilities(q), b.probabilities(q), "{q}");
+        }
+    }
+
+    const SLANG: &str = r#"
+[meta]
+default_language = "zh"
+
+[[intent]]
+id = "deposit.missing"
+title = { zh = "充值未到账" }
+examples = { zh = ["充值未到账", "充值一直没有到账怎么办", "充币很久了还没有到"] }
+answer = { zh = "请提供交易哈希。" }
+
+[[intent]]
+id = "withdrawal.failed"
+title = { zh = "提现失败" }
+examples = { zh = ["提现失败", "提币提示失败", "提现不成功怎么办"] }
+answer = { zh = "请检查地址和网络。" }
+
+[[intent]]
+id = "account.delete"
+title = { zh = "注销账户" }
+examples = { zh = ["如何注销账户", "我要注销账户"] }
+answer = { zh = "在设置里申请注销。" }
+
+[[intent]]
+id = "referral"
+title = { zh = "邀请返佣" }
+examples = { zh = ["邀请好友有什么奖励", "邀请返佣怎么算"] }
+answer = { zh = "见邀请页面。" }
+"#;
+
+    #[test]
+    fn the_lexicon_joins_slang_and_english_to_the_kbs_terms() {
+        let parse = |text: &str| {
+            parse_sources(Path::new("s.toml"), &[(Path::new("s.toml"), text)]).expect("valid KB")
+        };
+        let with = Engine::train(parse(SLANG));
+        let without = Engine::train_with(
+            parse(SLANG),
+            EngineOptions {
+                lexicon: false,
+                ..EngineOptions::default()
+            },
+        );
+        assert!(with.uses_lexicon() && !without.uses_lexicon());
+        // No example has these words; only the lexicon knows what they mean.
+        for (q, gold) in [
+            ("出金被拒", "withdrawal.failed"),
+            ("withdrawal failed", "withdrawal.failed"),
+            ("deposit not credited", "deposit.missing"),
+            ("删号", "account.delete"),
+            ("拉人能拿多少", "referral"),
+        ] {
+            let d = with.decide(q);
+            assert_eq!(d.candidates[0].intent, gold, "{q}: {d:?}");
+            let p = |e: &Engine| {
+                let class = e
+                    .labels
+                    .iter()
+                    .position(|l| l.is_some_and(|c| e.kb().intents[c].id == gold));
+                e.probabilities(q)[class.expect("gold intent")]
+            };
+            assert!(
+                p(&with) > p(&without),
+                "{q}: {} vs {}",
+                p(&with),
+                p(&without)
+            );
         }
     }
 

@@ -18,6 +18,8 @@
 //!   for Latin script, synonyms folded onto one canonical token.
 //! - [`features`]: sparse TF-IDF vectors of words, word bigrams and character n-grams.
 //! - [`wordvec`]: static English word vectors (compiled in) that add what a word means.
+//! - [`concepts`]: a compiled-in lexicon of support concepts (充值 / 冲币 / 入金 / deposit …), one
+//!   feature per concept a message mentions.
 //! - [`classifier`]: multinomial logistic regression trained at KB load.
 //! - [`encoder`]: an optional sentence encoder (feature `rust-bert`) whose embeddings become extra
 //!   features for English text.
@@ -26,6 +28,7 @@
 //! - [`secrets`]: BIP39 mnemonics and private keys, returned as spans to redact.
 
 pub mod classifier;
+pub mod concepts;
 pub mod encoder;
 pub mod engine;
 pub mod features;
