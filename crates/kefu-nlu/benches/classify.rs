@@ -8,7 +8,11 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use kefu_nlu::concepts::Concepts;
 use kefu_nlu::engine::Engine;
+use kefu_nlu::kb::Vocabulary;
+use kefu_nlu::normalize::normalize;
+use kefu_nlu::segment::Tokenizer;
 
 fn messages(cases: Option<&Path>) -> Vec<String> {
     let fallback = [
@@ -43,6 +47,27 @@ fn bench_kb(c: &mut Criterion, name: &str, kb_path: &Path, cases: Option<&Path>)
     group.finish();
     let engine = Engine::train(kb);
     let msgs = messages(cases);
+    // The support lexicon's share of a decision: finding the concepts a message mentions.
+    let lexicon = Concepts::builtin();
+    let tokenizer = Tokenizer::new(&Vocabulary::default());
+    let prepared: Vec<(String, Vec<String>)> = msgs
+        .iter()
+        .map(|m| {
+            let n = normalize(m);
+            let t = tokenizer.tokens(&n);
+            (n, t)
+        })
+        .collect();
+    if let Some(lexicon) = lexicon {
+        let mut k = 0;
+        c.bench_function(&format!("{name}/lexicon"), |b| {
+            b.iter(|| {
+                k = (k + 1) % prepared.len();
+                let (n, t) = &prepared[k];
+                black_box(lexicon.find(black_box(n), black_box(t)))
+            })
+        });
+    }
     let mut i = 0;
     c.bench_function(&format!("{name}/decide"), |b| {
         b.iter(|| {

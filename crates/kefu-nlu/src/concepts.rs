@@ -8,12 +8,12 @@
 //! `[vocabulary].synonyms` remain the way to teach it what the lexicon doesn't know.
 //!
 //! Matching runs on normalised text (Simplified Chinese, lower case): Chinese terms anywhere in
-//! the text, single Latin words against the stemmed tokens, Latin phrases between spaces. One
-//! pass of an Aho–Corasick automaton and a hash look-up per token: ~1 µs per message.
+//! the text, single Latin words against the stemmed tokens, Latin phrases at word boundaries. One
+//! pass of an Aho–Corasick DFA and a hash look-up per token.
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::normalize::{is_cjk, normalize};
@@ -25,10 +25,11 @@ const SOURCE: &str = include_str!("../data/concepts.txt");
 #[derive(Debug)]
 pub struct Concepts {
     names: Vec<String>,
-    /// Chinese terms and space-padded Latin phrases, searched in " text ".
+    /// Chinese terms and Latin phrases, searched in the normalised text.
     automaton: AhoCorasick,
-    /// The concept of each automaton pattern.
-    pattern_concept: Vec<u16>,
+    /// The concept of each automaton pattern, and whether the pattern is a Latin phrase (which
+    /// must start and end at a word boundary).
+    pattern_concept: Vec<(u16, bool)>,
     /// Stemmed Latin word → concepts.
     words: HashMap<String, Vec<u16>>,
 }
@@ -67,10 +68,10 @@ impl Concepts {
                 }
                 if term.chars().any(is_cjk) {
                     patterns.push(term);
-                    pattern_concept.push(id);
+                    pattern_concept.push((id, false));
                 } else if term.contains(' ') {
-                    patterns.push(format!(" {term} "));
-                    pattern_concept.push(id);
+                    patterns.push(term);
+                    pattern_concept.push((id, true));
                 } else {
                     let key = if term.bytes().all(|b| b.is_ascii_alphabetic()) {
                         stemmer.stem(&term).into_owned()
@@ -86,6 +87,7 @@ impl Concepts {
         }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| e.to_string())?;
         Ok(Concepts {
@@ -115,9 +117,18 @@ impl Concepts {
     /// [`normalize`]; `tokens` its canonical tokens (stemmed Latin words).
     pub fn find(&self, normalized: &str, tokens: &[String]) -> Vec<u16> {
         let mut found = Vec::new();
-        let padded = format!(" {normalized} ");
-        for m in self.automaton.find_overlapping_iter(&padded) {
-            found.push(self.pattern_concept[m.pattern().as_usize()]);
+        let bytes = normalized.as_bytes();
+        let mut state = aho_corasick::automaton::OverlappingState::start();
+        loop {
+            self.automaton.find_overlapping(normalized, &mut state);
+            let Some(m) = state.get_match() else { break };
+            let (id, phrase) = self.pattern_concept[m.pattern().as_usize()];
+            // Normalised text separates words with single spaces.
+            let bounded = m.start() == 0 || bytes[m.start() - 1] == b' ';
+            let bounded = bounded && (m.end() == bytes.len() || bytes[m.end()] == b' ');
+            if !phrase || bounded {
+                found.push(id);
+            }
         }
         for t in tokens {
             if let Some(ids) = self.words.get(t.as_str()) {

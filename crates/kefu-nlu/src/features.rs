@@ -12,6 +12,7 @@
 //! seen in training, with sublinear term frequency and smoothed inverse document frequency.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::normalize::is_cjk;
 
@@ -108,17 +109,41 @@ fn hash_parts(parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// Hashes an n-gram key, already a 64-bit FNV hash, with one multiplication (Fibonacci hashing)
+/// instead of SipHash: the look-ups in [`FeatureSpace::vectorize`] are most of a message's
+/// feature extraction.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
+
 /// The vocabulary of n-grams seen in training, with their IDF weights.
 #[derive(Debug, Clone, Default)]
 pub struct FeatureSpace {
-    index: HashMap<u64, u32>,
+    index: KeyMap,
     idf: Vec<f32>,
 }
 
 impl FeatureSpace {
     /// Builds the space from training texts' features.
     pub fn fit(docs: &[RawFeatures]) -> Self {
-        let mut index: HashMap<u64, u32> = HashMap::new();
+        let mut index = KeyMap::default();
         let mut df: Vec<u32> = Vec::new();
         let mut seen = Vec::new();
         for d in docs {
