@@ -124,6 +124,8 @@ struct Detail<'a> {
     /// The best-ranked intents with their calibrated scores, best first.
     candidates: &'a [kefu_nlu::engine::Candidate],
     out_of_scope: f32,
+    /// The decision's time in microseconds.
+    us: f64,
     /// Whether the decision was right: in scope → answered or clarified with the gold intent;
     /// out of scope → not answered.
     ok: bool,
@@ -184,6 +186,7 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
                 confidence: d.confidence,
                 candidates: &d.candidates,
                 out_of_scope: d.out_of_scope,
+                us: micros.last().copied().unwrap_or_default(),
                 ok,
             })
             .map_err(|e| Failure::Other(e.into()))?;
