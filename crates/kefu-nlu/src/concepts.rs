@@ -194,6 +194,20 @@ mod tests {
     }
 
     #[test]
+    fn no_english_word_belongs_to_two_concepts() {
+        // Stemming can merge words of different concepts ("savings" and "save" both become
+        // "save"); such a word would join two unrelated concepts.
+        let c = Concepts::parse(SOURCE).expect("valid");
+        let shared: Vec<&String> = c
+            .words
+            .iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(w, _)| w)
+            .collect();
+        assert!(shared.is_empty(), "stems in several concepts: {shared:?}");
+    }
+
+    #[test]
     fn a_line_without_a_colon_is_an_error() {
         let e = Concepts::parse("deposit 充值").unwrap_err();
         assert!(e.contains("line 1"), "{e}");
