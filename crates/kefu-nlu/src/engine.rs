@@ -1064,6 +1064,28 @@ answer = { en = "See the fee schedule." }
         }
     }
 
+    #[test]
+    fn a_word_vector_counts_in_proportion_to_the_latin_tokens() {
+        let table = WordVectors::english().expect("compiled table");
+        let weights = WordWeights::fit(table, &[]);
+        let space = FeatureSpace::default();
+        let dense = |tokens: &[&str]| {
+            let tokens: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+            let x = text_features(
+                &space,
+                Some(&(table, weights.clone())),
+                &RawFeatures::default(),
+                &tokens,
+            );
+            x.val.iter().map(|v| v * v).sum::<f32>().sqrt()
+        };
+        // All-English: the full weight; one English word among three Chinese: a quarter of it.
+        let english = dense(&["app", "crash"]);
+        assert!((english - WORD_VECTOR_WEIGHT).abs() < 1e-3, "{english}");
+        let mixed = dense(&["卸载", "app", "助记词", "没存"]);
+        assert!((mixed - WORD_VECTOR_WEIGHT / 4.0).abs() < 1e-3, "{mixed}");
+    }
+
     const SLANG: &str = r#"
 [meta]
 default_language = "zh"
