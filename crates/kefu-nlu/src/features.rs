@@ -1,12 +1,14 @@
 //! Sparse TF-IDF features that suit both scripts.
 //!
-//! Three groups, each L2-normalised on its own (so no group drowns the others):
+//! Up to four groups, each L2-normalised on its own (so no group drowns the others):
 //! 1. **words**: canonical tokens (jieba words, English stems, synonyms folded) and token bigrams;
 //! 2. **characters of the text**: character n-grams inside each space-separated piece of the
 //!    normalised text, padded with a boundary mark: 1–4 for Chinese runs (a single character such
 //!    as 币 carries meaning), 2–5 for Latin words (robust to typos and inflection);
 //! 3. **characters of the tokens**: the same n-grams over the canonical tokens, so synonyms and
-//!    stems also reach the character level.
+//!    stems also reach the character level;
+//! 4. **concepts** (when the engine uses the support lexicon, [`crate::concepts`]): one feature
+//!    per concept the text mentions, added by [`RawFeatures::add_concepts`], scaled by 0.5.
 //!
 //! N-grams are hashed to 64 bits (no allocation per n-gram); the feature space keeps only n-grams
 //! seen in training, with sublinear term frequency and smoothed inverse document frequency.
