@@ -38,9 +38,13 @@
 //!    - Repeats: a run of 3 or more identical non-digit characters is cut to 2 ("pleaseeee" →
 //!      "pleasee", "啊啊啊啊" → "啊啊"); digits are never collapsed ("1000" stays).
 //! 3. **Traditional → Simplified** (`fast2s`), only when the cleaned text contains a CJK ideograph
-//!    (a Latin-only message never pays for it): "帳號被凍結" → "帐号被冻结", "提幣" → "提币". It runs
+//!    (a Latin-only message never pays for it): "帳號被凍結" → "帐号被冻结" (step 4 then writes 账号), "提幣" → "提币". It runs
 //!    after cleaning so that its two-character context rules see the final text; if it changed
 //!    anything, the cleaning pass runs again (two characters may now form a collapsible run).
+//! 4. **Common misspellings** of support words, only in Chinese text: 冲币/冲值/冲钱 → 充…
+//!    (same sound), 帐号/帐户/到帐/转帐… → 账… (帐 for 账 is common, and Traditional 帳 becomes 帐),
+//!    登陆 → 登录. The replacements never contain what they replace, so the result stays a fixed
+//!    point.
 //!
 //! `normalize(normalize(x)) == normalize(x)` holds and is tested.
 
@@ -72,9 +76,32 @@ fn normalize_once(text: &str) -> String {
             out.clear();
             clean(&simplified, &mut out);
         }
+        for (typo, word) in MISSPELLINGS {
+            if out.contains(typo) {
+                out = out.replace(typo, word);
+            }
+        }
     }
     out
 }
+
+/// Misspellings of support words and their fix (same length, so spacing is unaffected).
+const MISSPELLINGS: &[(&str, &str)] = &[
+    ("冲币", "充币"),
+    ("冲值", "充值"),
+    ("冲钱", "充钱"),
+    ("帐号", "账号"),
+    ("帐户", "账户"),
+    ("到帐", "到账"),
+    ("入帐", "入账"),
+    ("转帐", "转账"),
+    ("帐单", "账单"),
+    ("记帐", "记账"),
+    ("对帐", "对账"),
+    ("查帐", "查账"),
+    ("帐目", "账目"),
+    ("登陆", "登录"),
+];
 
 /// True for CJK ideographs (CJK Unified Ideographs incl. extension A and compatibility ideographs).
 ///
@@ -404,11 +431,20 @@ mod tests {
 
     #[test]
     fn traditional_chinese_becomes_simplified() {
-        assert_eq!(n("帳號被凍結了！！"), "帐号被冻结了");
+        assert_eq!(n("帳號被凍結了！！"), "账号被冻结了");
         assert_eq!(n("提幣"), "提币");
         assert_eq!(n("錢包"), "钱包");
         assert_eq!(n("我的賬戶餘額不對"), "我的账户余额不对");
         assert_eq!(n("USDT還沒到賬"), "usdt 还没到账");
+    }
+
+    #[test]
+    fn common_misspellings_of_support_words_are_fixed() {
+        assert_eq!(n("冲币半小时了还没到帐"), "充币半小时了还没到账");
+        assert_eq!(n("帳號登陸不了"), "账号登录不了");
+        assert_eq!(n("冲值"), "充值");
+        // Other uses of the characters are left alone.
+        assert_eq!(n("冲浪 蚊帐"), "冲浪 蚊帐");
     }
 
     #[test]
