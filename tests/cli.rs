@@ -224,6 +224,19 @@ fn dir_with(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Runs `kefu eval --kb KB --cases CASES` with `extra` arguments after them.
+fn eval(kb: &Path, cases: &Path, extra: &[&OsStr]) -> Run {
+    let mut args = vec![
+        OsStr::new("eval"),
+        OsStr::new("--kb"),
+        kb.as_os_str(),
+        OsStr::new("--cases"),
+        cases.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    kefu(args, None)
+}
+
 /// Runs `kefu kb check FILE` on a one-file KB with `content`.
 fn check_kb_file(content: &str) -> (tempfile::TempDir, PathBuf, Run) {
     let (dir, path) = dir_with(&[("kb.toml", content)]);
@@ -317,16 +330,10 @@ fn a_seed_phrase_is_reported_as_a_secret_and_never_echoed() {
 #[test]
 fn eval_json_prints_one_object_with_the_contract_metrics() {
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
-    let run = kefu(
-        [
-            OsStr::new("eval"),
-            OsStr::new("--kb"),
-            path.join("kb.toml").as_os_str(),
-            OsStr::new("--cases"),
-            path.join("cases.jsonl").as_os_str(),
-            OsStr::new("--json"),
-        ],
-        None,
+    let run = eval(
+        &path.join("kb.toml"),
+        &path.join("cases.jsonl"),
+        &[OsStr::new("--json")],
     );
     let r = one_json_object(&run);
     let lines = SMALL_CASES.lines().count();
@@ -351,21 +358,8 @@ fn eval_json_prints_one_object_with_the_contract_metrics() {
 fn eval_without_json_prints_a_readable_table_matching_the_json() {
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
     let (kb, cases) = (path.join("kb.toml"), path.join("cases.jsonl"));
-    let args = |json: bool| {
-        let mut a = vec![
-            OsStr::new("eval"),
-            OsStr::new("--kb"),
-            kb.as_os_str(),
-            OsStr::new("--cases"),
-            cases.as_os_str(),
-        ];
-        if json {
-            a.push(OsStr::new("--json"));
-        }
-        a
-    };
-    let r = one_json_object(&kefu(args(true), None));
-    let run = kefu(args(false), None);
+    let r = one_json_object(&eval(&kb, &cases, &[OsStr::new("--json")]));
+    let run = eval(&kb, &cases, &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let table = run.stdout.to_lowercase();
     assert!(table.contains("top-1"), "no top-1 row: {}", run.stdout);
@@ -395,18 +389,14 @@ fn eval_without_json_prints_a_readable_table_matching_the_json() {
 fn eval_details_writes_one_line_per_case_agreeing_with_the_summary() {
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
     let details = path.join("details.jsonl");
-    let run = kefu(
-        [
-            OsStr::new("eval"),
-            OsStr::new("--kb"),
-            path.join("kb.toml").as_os_str(),
-            OsStr::new("--cases"),
-            path.join("cases.jsonl").as_os_str(),
+    let run = eval(
+        &path.join("kb.toml"),
+        &path.join("cases.jsonl"),
+        &[
             OsStr::new("--json"),
             OsStr::new("--details"),
             details.as_os_str(),
         ],
-        None,
     );
     let r = one_json_object(&run);
     let text = std::fs::read_to_string(&details).expect("details file written");
@@ -452,17 +442,7 @@ fn eval_rejects_a_case_with_an_unknown_intent_naming_the_file_and_line() {
     );
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", &cases)]);
     let file = path.join("cases.jsonl");
-    let run = kefu(
-        [
-            OsStr::new("eval"),
-            OsStr::new("--kb"),
-            path.join("kb.toml").as_os_str(),
-            OsStr::new("--cases"),
-            file.as_os_str(),
-            OsStr::new("--json"),
-        ],
-        None,
-    );
+    let run = eval(&path.join("kb.toml"), &file, &[OsStr::new("--json")]);
     assert_bad_input_at(&run, &file, 2);
     assert!(run.stderr.contains("no.such_intent"), "{run:#?}");
 }
@@ -472,16 +452,7 @@ fn eval_rejects_a_malformed_json_line_naming_the_line() {
     let cases = "{\"text\": \"提币失败\", \"intent\": \"withdrawal.failed\"}\n{\"text\": \"my deposit\", \"intent\": \"deposit.missing\"}\n{\"text\": \"oops\", \"intent\": \n";
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", cases)]);
     let file = path.join("cases.jsonl");
-    let run = kefu(
-        [
-            OsStr::new("eval"),
-            OsStr::new("--kb"),
-            path.join("kb.toml").as_os_str(),
-            OsStr::new("--cases"),
-            file.as_os_str(),
-        ],
-        None,
-    );
+    let run = eval(&path.join("kb.toml"), &file, &[]);
     assert_bad_input_at(&run, &file, 3);
 }
 

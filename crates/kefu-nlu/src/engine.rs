@@ -988,10 +988,13 @@ examples = { zh = ["今天天气怎么样", "给我讲个笑话", "你喜欢吃�
 synonyms = [["提币", "提现", "出金"], ["充值", "充币", "入金"]]
 "#;
 
+    /// A KB from one TOML text.
+    fn parse(text: &str) -> KnowledgeBase {
+        parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), text)]).expect("valid KB")
+    }
+
     fn engine() -> Engine {
-        let kb =
-            parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), KB)]).expect("valid KB");
-        Engine::train(kb)
+        Engine::train(parse(KB))
     }
 
     /// Three English intents, examples in everyday words.
@@ -1020,9 +1023,6 @@ answer = { en = "See the fee schedule." }
 
     #[test]
     fn word_vectors_rank_english_paraphrases_and_leave_chinese_alone() {
-        let parse = |text: &str| {
-            parse_sources(Path::new("c.toml"), &[(Path::new("c.toml"), text)]).expect("valid KB")
-        };
         let off = EngineOptions {
             word_vectors: false,
             ..EngineOptions::default()
@@ -1117,9 +1117,6 @@ answer = { zh = "见邀请页面。" }
 
     #[test]
     fn the_lexicon_joins_slang_and_english_to_the_kbs_terms() {
-        let parse = |text: &str| {
-            parse_sources(Path::new("s.toml"), &[(Path::new("s.toml"), text)]).expect("valid KB")
-        };
         let with = Engine::train(parse(SLANG));
         let without = Engine::train_with(
             parse(SLANG),
@@ -1295,7 +1292,7 @@ answer = { zh = "见邀请页面。" }
                 logits: vec![0.5, 0.2, 0.0, 4.0],
             });
         }
-        let kb = parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), KB)]).expect("KB");
+        let kb = parse(KB);
         let (policy, validation) = derive_policy(&kb, &labels, &held, 5);
         let v = |p: [f32; 4]| {
             let mut p = p.to_vec();
@@ -1351,9 +1348,7 @@ answer = { zh = "见邀请页面。" }
                 "[[intent]]\nid = \"t{i}\"\ntitle = {{ zh = \"{t}\" }}\nexamples = {{ zh = [\"{t}问题\", \"{t}怎么办\", \"{t}失败\", \"我的{t}\", \"{t}求助\"] }}\nanswer = {{ zh = \"关于{t}\" }}\n\n"
             ));
         }
-        let kb =
-            parse_sources(Path::new("t.toml"), &[(Path::new("t.toml"), &text)]).expect("valid KB");
-        let e = Engine::train(kb);
+        let e = Engine::train(parse(&text));
         let v = e.validation();
         // Each of t0..t4 is left out of one fold, where its five examples are scored as an unseen
         // topic; the one of them that falls in that fold is not scored in-scope as well.
