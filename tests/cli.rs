@@ -452,8 +452,19 @@ fn eval_rejects_a_malformed_json_line_naming_the_line() {
     let cases = "{\"text\": \"提币失败\", \"intent\": \"withdrawal.failed\"}\n{\"text\": \"my deposit\", \"intent\": \"deposit.missing\"}\n{\"text\": \"oops\", \"intent\": \n";
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", cases)]);
     let file = path.join("cases.jsonl");
-    let run = eval(&path.join("kb.toml"), &file, &[]);
+    // An earlier run's details file is left as it was.
+    let details = path.join("details.jsonl");
+    std::fs::write(&details, "earlier\n").expect("write details");
+    let run = eval(
+        &path.join("kb.toml"),
+        &file,
+        &[OsStr::new("--details"), details.as_os_str()],
+    );
     assert_bad_input_at(&run, &file, 3);
+    assert_eq!(
+        std::fs::read_to_string(&details).expect("details"),
+        "earlier\n"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -133,6 +133,11 @@ struct Detail<'a> {
 
 /// Scores the engine on the cases; with `details`, also writes each case's outcome there.
 pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<Report, Failure> {
+    let loaded = load_engine(kb)?;
+    let engine = &loaded.engine;
+    let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
+    // Created only once the KB and the cases are known good, so a bad run leaves an earlier
+    // details file as it was.
     let mut details_out = match details {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -141,9 +146,6 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
         )),
         None => None,
     };
-    let loaded = load_engine(kb)?;
-    let engine = &loaded.engine;
-    let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
     let bar = if cases.len() >= 1000 {
         ProgressBar::new(cases.len() as u64)
     } else {
