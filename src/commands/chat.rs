@@ -54,12 +54,13 @@ pub fn run(settings: &Settings, kb: &Path, user: Option<String>) -> Result<(), F
                 continue;
             }
             // A number presses the matching button of the last message that had buttons.
-            let text = line
+            let press = line
                 .parse::<usize>()
                 .ok()
                 .and_then(|n| n.checked_sub(1))
-                .and_then(|i| buttons.get(i))
-                .map_or_else(|| line.to_owned(), |b| b.payload.clone());
+                .and_then(|i| buttons.get(i));
+            let pressed = press.is_some();
+            let text = press.map_or_else(|| line.to_owned(), |b| b.payload.clone());
             counter += 1;
             let now = Utc::now();
             let inbound = Inbound {
@@ -72,6 +73,8 @@ pub fn run(settings: &Settings, kb: &Path, user: Option<String>) -> Result<(), F
                 ),
                 text,
                 at: now,
+                attachments: Vec::new(),
+                pressed,
             };
             if let Handled::Processed {
                 delete_message: Some(_),

@@ -4,7 +4,7 @@
 //! out in one store transaction (replies go to the outbox) and in the order given, which matters
 //! for replies (the secret warning comes before anything else).
 
-use crate::model::{Button, Detail, Priority};
+use crate::model::{Attachment, Button, Detail, Priority};
 use crate::state::EscalationReason;
 
 /// One thing for the service to do.
@@ -25,8 +25,10 @@ pub enum Action {
     RelayToStaff {
         /// The ticket's verification code.
         ticket: String,
-        /// The redacted text.
+        /// The redacted text (may be empty when only attachments came).
         text: String,
+        /// Attachments to forward to the staff thread.
+        attachments: Vec<Attachment>,
     },
     /// Deliver a staff member's message to the user (transcript sender: that staff member).
     RelayToUser {

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use kefu_nlu::engine::Decision;
 use kefu_nlu::secrets::{SecretKind, SecretSpan};
 
+use crate::model::Attachment;
+
 /// An event in a conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -29,6 +31,14 @@ pub enum Event {
         staff: String,
         /// What they wrote.
         text: String,
+    },
+    /// A staff member gave the ticket back to the queue without resolving it: the user waits for
+    /// the next staff member.
+    StaffReleased {
+        /// The ticket's verification code.
+        ticket: String,
+        /// Who released it.
+        staff: String,
     },
     /// A staff member resolved the ticket: the chat goes back to the bot.
     StaffResolved {
@@ -59,6 +69,8 @@ pub struct UserMessage {
     /// The NLU's verdict on `text_redacted`. The service may leave it `None` for messages it
     /// knows are commands or button payloads; a question without one counts as not understood.
     pub decision: Option<Decision>,
+    /// Photos, files… that came with the message (the text may then be empty).
+    pub attachments: Vec<Attachment>,
 }
 
 /// A secret found in a user's message: its kind and size only, never its text or position.

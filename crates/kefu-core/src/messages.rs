@@ -581,6 +581,27 @@ pub fn ticket_closed(lang: Lang, code: &str) -> String {
     }
 }
 
+/// Staff gave the ticket back to the queue: the next staff member will take it.
+pub fn back_in_queue(lang: Lang, o: &TicketOpened<'_>) -> String {
+    match lang {
+        Lang::Zh => format!(
+            "刚才的客服已把您的工单（核验码 {}）交回队列，下一位客服会接着处理。{}",
+            o.code,
+            queue_status(lang, o)
+        ),
+        Lang::En => format!(
+            "The staff member handed your ticket (code {}) back to the queue; the next one will take over. {}",
+            o.code,
+            queue_status(lang, o)
+        ),
+    }
+}
+
+/// A button press as the transcript shows it: the label the user saw, marked as a press.
+pub fn pressed(label: &str) -> String {
+    format!("🔘 {label}")
+}
+
 /// "human" while already queued.
 pub fn already_queued(lang: Lang, o: &TicketOpened<'_>) -> String {
     match lang {

@@ -27,10 +27,65 @@ pub struct Inbound {
     /// The platform's message id: with the platform and chat it makes the message unique, so a
     /// repeated delivery is recognised.
     pub platform_message_id: String,
-    /// The text as the user wrote it (never stored or logged before redaction).
+    /// The text as the user wrote it (never stored or logged before redaction). Empty when the
+    /// message is only an attachment.
     pub text: String,
     /// When the platform says it was sent.
     pub at: DateTime<Utc>,
+    /// Photos, files, stickers… that came with the message (the bot reads only text: while a
+    /// ticket is open they are relayed to staff, otherwise the user is asked to write).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// True when `text` is the payload of a button the user pressed rather than words they typed:
+    /// the transcript then shows the button's label, marked as a press.
+    #[serde(default)]
+    pub pressed: bool,
+}
+
+/// Something a user sent besides text. The adapter describes it; the file itself stays on the
+/// platform (staff get it forwarded or linked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// What it is.
+    pub kind: AttachmentKind,
+    /// The file name, when the platform gives one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where staff can open it, when the platform gives a link (Discord's CDN URL).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The kinds of attachment users send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    /// A picture (a screenshot, most often).
+    Photo,
+    /// A video or animation.
+    Video,
+    /// A voice note or an audio file.
+    Audio,
+    /// Any other file.
+    Document,
+    /// A sticker.
+    Sticker,
+    /// Anything else (a location, a contact, a poll…).
+    Other,
+}
+
+impl AttachmentKind {
+    /// The lowercase name used in transcripts and staff posts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Photo => "photo",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Document => "file",
+            Self::Sticker => "sticker",
+            Self::Other => "attachment",
+        }
+    }
 }
 
 /// Where a ticket is in the human queue.

@@ -23,6 +23,7 @@
 
 use chrono::Duration;
 use kefu_nlu::engine::{Decision, DecisionKind};
+use kefu_nlu::kb::KnowledgeBase;
 
 use crate::action::{Action, NewTicket, Reply};
 use crate::commands::{self, Command};
@@ -30,7 +31,7 @@ use crate::context::Context;
 use crate::details;
 use crate::event::{Event, UserMessage};
 use crate::messages::{self as msg, OfferCause, TicketOpened};
-use crate::model::{Button, Detail, Priority};
+use crate::model::{Attachment, Button, Detail, Priority};
 use crate::state::{ConversationState, EscalationReason, Lang, Phase};
 
 /// The KB intent that means "talk to a human": answered like the human command.
@@ -67,11 +68,41 @@ pub fn handle(state: &ConversationState, event: &Event, ctx: &Context<'_>) -> St
             text,
         } => turn.staff_reply(ticket, staff, text),
         Event::StaffResolved { ticket, .. } => turn.staff_resolved(ticket),
+        Event::StaffReleased { ticket, .. } => turn.staff_released(ticket),
         Event::TicketCancelled { ticket } => turn.ticket_cancelled(ticket),
     }
     Step {
         state: turn.state,
         actions: turn.actions,
+    }
+}
+
+/// The label of the button whose payload is `payload`, as the user saw it in the conversation's
+/// current phase (the buttons the bot last offered), for the transcript; `None` when the payload is
+/// no button of this phase's (the user typed a command).
+pub fn press_label(state: &ConversationState, payload: &str, kb: &KnowledgeBase) -> Option<String> {
+    let lang = state.language;
+    let default = kb.meta.default_language.as_deref();
+    let title = |id: &str| {
+        kb.intent(id)
+            .map(|i| i.title_in(lang.code(), default).to_owned())
+    };
+    let command = commands::parse(payload.trim())?;
+    if !payload.trim_start().starts_with('/') {
+        return None;
+    }
+    match (&state.phase, command) {
+        (Phase::AwaitingFeedback { .. }, Command::Yes) => Some(msg::feedback_buttons(lang).0),
+        (Phase::AwaitingFeedback { .. }, Command::No) => Some(msg::feedback_buttons(lang).1),
+        (Phase::OfferingHuman { .. }, Command::Yes) => Some(msg::offer_buttons(lang).0),
+        (Phase::OfferingHuman { .. }, Command::No) => Some(msg::offer_buttons(lang).1),
+        (Phase::Clarifying { .. }, Command::Neither) => Some(msg::neither_button(lang)),
+        (Phase::Collecting { .. }, Command::Skip) => Some(msg::detail_buttons(lang).0),
+        (Phase::Collecting { .. }, Command::Cancel) => Some(msg::detail_buttons(lang).1),
+        (Phase::RatingComment { .. }, Command::Skip) => Some(msg::skip_button(lang)),
+        (_, Command::Pick(id)) => title(&id),
+        (_, Command::Rate(n)) => Some(format!("{n} ⭐")),
+        _ => None,
     }
 }
 
@@ -158,8 +189,8 @@ impl Turn<'_, '_> {
 
         match &phase {
             Phase::WithStaff { ticket, .. } => {
-                if !text.is_empty() {
-                    self.relay_to_staff(ticket, text);
+                if !text.is_empty() || !m.attachments.is_empty() {
+                    self.relay_to_staff(ticket, text, &m.attachments);
                 }
                 return;
             }
@@ -167,7 +198,7 @@ impl Turn<'_, '_> {
                 ticket,
                 last_notice,
             } => {
-                self.queued(ticket, *last_notice, text, command);
+                self.queued(ticket, *last_notice, text, command, &m.attachments);
                 return;
             }
             _ => {}
@@ -191,7 +222,9 @@ impl Turn<'_, '_> {
         if understandable.is_empty() {
             if let Phase::Collecting { .. } = phase {
                 self.ask_current_detail(false);
-            } else if m.secrets.is_empty() && !first_contact {
+            } else if m.secrets.is_empty() && (!first_contact || !m.attachments.is_empty()) {
+                // A photo or file alone: the bot reads only text (staff get attachments once a
+                // ticket is open).
                 self.reply(msg::text_only(self.lang()));
             }
             return;
@@ -638,10 +671,11 @@ impl Turn<'_, '_> {
     // Queued and staff
     // ---------------------------------------------------------------------------------------
 
-    fn relay_to_staff(&mut self, ticket: &str, text: &str) {
+    fn relay_to_staff(&mut self, ticket: &str, text: &str, attachments: &[Attachment]) {
         self.actions.push(Action::RelayToStaff {
             ticket: ticket.to_owned(),
             text: text.to_owned(),
+            attachments: attachments.to_vec(),
         });
     }
 
@@ -651,6 +685,7 @@ impl Turn<'_, '_> {
         last_notice: chrono::DateTime<chrono::Utc>,
         text: &str,
         command: Option<Command>,
+        attachments: &[Attachment],
     ) {
         let lang = self.lang();
         match command {
@@ -675,9 +710,9 @@ impl Turn<'_, '_> {
                 self.reply(text);
                 self.set_last_notice();
             }
-            _ if text.is_empty() => {}
+            _ if text.is_empty() && attachments.is_empty() => {}
             _ => {
-                self.relay_to_staff(ticket, text);
+                self.relay_to_staff(ticket, text, attachments);
                 if self.ctx.now - last_notice >= QUEUE_NOTICE_INTERVAL {
                     let text = msg::still_queued(lang, &self.queue_view(ticket));
                     self.reply(text);
@@ -734,6 +769,18 @@ impl Turn<'_, '_> {
             .map(|n| button(format!("{n} ⭐"), &format!("/rate {n}")))
             .collect();
         self.reply_with(msg::ask_rating(self.lang()), buttons);
+    }
+
+    fn staff_released(&mut self, ticket: &str) {
+        if self.state.held_by_staff().map(|(t, _)| t) != Some(ticket) {
+            return;
+        }
+        self.state.phase = Phase::Queued {
+            ticket: ticket.to_owned(),
+            last_notice: self.ctx.now,
+        };
+        let text = msg::back_in_queue(self.lang(), &self.queue_view(ticket));
+        self.reply(text);
     }
 
     fn ticket_cancelled(&mut self, ticket: &str) {

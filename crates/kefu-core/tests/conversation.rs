@@ -57,6 +57,7 @@ impl Chat {
             at: self.now,
             platform_message_id: "1".into(),
             decision: Some(decision),
+            attachments: Vec::new(),
         });
         let ctx = Context {
             kb: ENGINE.kb(),

@@ -46,6 +46,8 @@ impl Adapter<'_> {
             platform_message_id: msg.id.to_string(),
             text: placed.text,
             at: timestamp(msg),
+            attachments: Vec::new(),
+            pressed: false,
         };
         self.inbound(
             &inbound,
@@ -174,6 +176,8 @@ impl Adapter<'_> {
             platform_message_id: format!("i:{}", press.id),
             text: data.to_owned(),
             at: Utc::now(),
+            attachments: Vec::new(),
+            pressed: true,
         };
         self.inbound(&inbound, None, false).await
     }

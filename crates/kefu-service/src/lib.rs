@@ -152,6 +152,7 @@ impl Service {
             redacted,
             secrets,
             inbound.at,
+            (&inbound.attachments, inbound.pressed),
             now,
         )
         .await
@@ -171,6 +172,7 @@ impl Service {
                 m.text,
                 Vec::new(),
                 m.sent_at,
+                (&[], false),
                 now,
             )
             .await?;
@@ -191,6 +193,7 @@ impl Service {
         redacted: String,
         secrets: Vec<SecretFound>,
         sent_at: DateTime<Utc>,
+        (attachments, pressed): (&[kefu_core::model::Attachment], bool),
         now: DateTime<Utc>,
     ) -> Result<Handled> {
         let recent_messages = self.count_recent(cref, now);
@@ -203,9 +206,19 @@ impl Service {
             None => None,
         };
         let queue = self.queue_info(open.as_ref(), now).await?;
+        // Classified unless a human holds the chat (the policy may answer a clear question while
+        // the ticket waits in the queue).
         let decision = state
-            .bot_holds_chat()
+            .held_by_staff()
+            .is_none()
             .then(|| self.engine.decide(&redacted));
+        let line_text = pressed
+            .then(|| kefu_core::policy::press_label(&state, &redacted, self.engine.kb()))
+            .flatten()
+            .map_or_else(
+                || redacted.clone(),
+                |label| kefu_core::messages::pressed(&label),
+            );
         let ctx = Context {
             kb: self.engine.kb(),
             now,
@@ -223,12 +236,13 @@ impl Service {
             at: sent_at,
             platform_message_id: platform_message_id.to_owned(),
             decision,
+            attachments: attachments.to_vec(),
         });
         let step = kefu_core::handle(&state, &event, &ctx);
         let user_line = TranscriptLine {
             at: sent_at,
             sender: Sender::User,
-            text: redacted,
+            text: line_text,
         };
         let user_line_id = tx
             .append_transcript(conversation.id, open.as_ref().map(|t| t.id), &user_line)

@@ -54,6 +54,8 @@ fn message(id: &str, text: &str) -> Inbound {
         platform_message_id: id.into(),
         text: text.into(),
         at: Utc::now(),
+        attachments: Vec::new(),
+        pressed: false,
     }
 }
 

@@ -417,6 +417,8 @@ impl Adapter<'_> {
             platform_message_id: msg.id.0.to_string(),
             text,
             at: msg.date,
+            attachments: Vec::new(),
+            pressed: false,
         };
         self.inbound(&inbound).await
     }
@@ -505,6 +507,8 @@ impl Adapter<'_> {
             platform_message_id: format!("cb:{}", q.id.0),
             text: data.to_owned(),
             at: Utc::now(),
+            attachments: Vec::new(),
+            pressed: true,
         };
         self.inbound(&inbound).await
     }

@@ -14,6 +14,7 @@ use super::*;
 use crate::context::{Flood, QueueInfo};
 use crate::event::SecretFound;
 use crate::hours::SupportHours;
+use crate::model::AttachmentKind;
 
 const KB: &str = r#"
 [meta]
@@ -134,6 +135,7 @@ fn user(text: &str, decision: Option<Decision>, at: DateTime<Utc>) -> Event {
         at,
         platform_message_id: "m1".to_owned(),
         decision,
+        attachments: Vec::new(),
     })
 }
 
@@ -929,7 +931,8 @@ fn a_queued_users_message_is_relayed_to_the_ticket_and_not_answered() {
         step.actions,
         [Action::RelayToStaff {
             ticket: CODE.into(),
-            text: "提币失败".into()
+            text: "提币失败".into(),
+            attachments: Vec::new(),
         }]
     );
 }
@@ -1021,7 +1024,8 @@ fn while_staff_hold_the_chat_every_message_is_only_relayed() {
             step.actions,
             [Action::RelayToStaff {
                 ticket: CODE.into(),
-                text: text.into()
+                text: text.into(),
+                attachments: Vec::new(),
             }],
             "{text}"
         );
@@ -1238,6 +1242,7 @@ fn with_secret(text: &str, decision: Option<Decision>) -> Event {
         at: monday_morning(),
         platform_message_id: "m42".to_owned(),
         decision,
+        attachments: Vec::new(),
     })
 }
 
@@ -1305,7 +1310,8 @@ fn a_secret_while_staff_hold_the_chat_is_warned_about_and_relayed_redacted() {
         step.actions[2],
         Action::RelayToStaff {
             ticket: CODE.into(),
-            text: text.into()
+            text: text.into(),
+            attachments: Vec::new(),
         }
     );
 }
@@ -1596,4 +1602,123 @@ fn a_stored_collecting_state_with_nothing_left_to_ask_opens_the_ticket() {
         None,
     );
     assert_eq!(opened(&step).unwrap().details.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attachments, release, button labels
+// ---------------------------------------------------------------------------------------------
+
+fn photo() -> Attachment {
+    Attachment {
+        kind: AttachmentKind::Photo,
+        name: Some("screenshot.png".into()),
+        url: None,
+    }
+}
+
+fn with_attachment(text: &str, now: DateTime<Utc>) -> Event {
+    match user(text, None, now) {
+        Event::UserMessage(mut m) => {
+            m.attachments = vec![photo()];
+            Event::UserMessage(m)
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn a_photo_alone_while_the_bot_holds_the_chat_gets_the_text_only_reply() {
+    let w = World::new();
+    let greeted = in_phase(Phase::Idle);
+    let step = w.step(&greeted, with_attachment("", w.now));
+    assert_eq!(texts(&step), [msg::text_only(Lang::Zh)]);
+    // Even as the very first message: the greeting, then what the bot can read.
+    let step = w.step(&ConversationState::default(), with_attachment("", w.now));
+    assert_eq!(step.actions.len(), 2, "{:?}", step.actions);
+    assert_eq!(texts(&step)[1], msg::text_only(Lang::Zh));
+}
+
+#[test]
+fn a_photo_while_queued_or_with_staff_goes_to_the_ticket_with_its_caption() {
+    let w = World::new();
+    for state in [queued(), with_staff()] {
+        let step = w.step(&state, with_attachment("看截图", w.now));
+        assert_eq!(
+            step.actions,
+            [Action::RelayToStaff {
+                ticket: CODE.into(),
+                text: "看截图".into(),
+                attachments: vec![photo()],
+            }],
+            "{state:?}"
+        );
+        let step = w.step(&state, with_attachment("", w.now));
+        assert!(
+            matches!(&step.actions[..], [Action::RelayToStaff { text, attachments, .. }] if text.is_empty() && attachments.len() == 1),
+            "{:?}",
+            step.actions
+        );
+    }
+}
+
+#[test]
+fn a_released_ticket_goes_back_to_the_queue_and_the_user_is_told() {
+    let w = World::new();
+    let step = w.step(
+        &with_staff(),
+        Event::StaffReleased {
+            ticket: CODE.into(),
+            staff: "alice".into(),
+        },
+    );
+    assert!(matches!(step.state.phase, Phase::Queued { ref ticket, .. } if ticket == CODE));
+    assert_eq!(texts(&step).len(), 1);
+    assert!(texts(&step)[0].contains(CODE), "{:?}", texts(&step));
+    // Another ticket's release, or a release of a queued ticket, changes nothing.
+    for (state, ticket) in [(with_staff(), "OTHER1"), (queued(), CODE)] {
+        let step = w.step(
+            &state,
+            Event::StaffReleased {
+                ticket: ticket.into(),
+                staff: "alice".into(),
+            },
+        );
+        assert_eq!(step.state, state);
+        assert!(step.actions.is_empty());
+    }
+}
+
+#[test]
+fn a_button_press_is_named_by_the_label_the_user_saw() {
+    let kb = kb();
+    let feedback = in_phase(Phase::AwaitingFeedback {
+        intent: "withdrawal.failed".into(),
+    });
+    assert_eq!(
+        press_label(&feedback, "/yes", &kb),
+        Some(msg::feedback_buttons(Lang::Zh).0)
+    );
+    let offering = in_phase(Phase::OfferingHuman {
+        reason: EscalationReason::NotUnderstood,
+        intent: None,
+    });
+    assert_eq!(
+        press_label(&offering, "/no", &kb),
+        Some(msg::offer_buttons(Lang::Zh).1)
+    );
+    assert_eq!(
+        press_label(&collecting(&["amount"], Vec::new()), "/skip", &kb),
+        Some(msg::detail_buttons(Lang::Zh).0)
+    );
+    assert_eq!(press_label(&rating(), "/rate 4", &kb), Some("4 ⭐".into()));
+    let title = kb
+        .intent("withdrawal.failed")
+        .map(|i| i.title_in("zh", None).to_owned());
+    assert_eq!(
+        press_label(&in_phase(Phase::Idle), "/pick withdrawal.failed", &kb),
+        title
+    );
+    // Typed words are not presses, and a payload of no current button has no label.
+    assert_eq!(press_label(&feedback, "是的", &kb), None);
+    assert_eq!(press_label(&in_phase(Phase::Idle), "/skip", &kb), None);
 }

@@ -156,6 +156,8 @@ fn inbound(user: &str, message_id: &str, text: &str, at: DateTime<Utc>) -> Inbou
         platform_message_id: message_id.to_owned(),
         text: text.to_owned(),
         at,
+        attachments: Vec::new(),
+        pressed: false,
     }
 }
 
