@@ -119,6 +119,14 @@ enum DeskCommand {
         #[arg(long = "as")]
         staff: String,
     },
+    /// Put a ticket you hold back in the queue for someone else (the user is told).
+    Release {
+        /// Ticket id or code.
+        id: String,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,8 +167,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    // Every configuration error is the operator's input: exit 2, like other bad input.
     let result = settings::Settings::load()
-        .map_err(commands::Failure::Other)
+        .map_err(commands::Failure::BadInput)
         .and_then(|settings| {
             if !matches!(
                 cli.command,
@@ -201,8 +210,9 @@ fn main() -> ExitCode {
                             text: text.join(" "),
                         },
                         DeskCommand::Resolve { id, staff } => DeskAction::Resolve { id, staff },
+                        DeskCommand::Release { id, staff } => DeskAction::Release { id, staff },
                     };
-                    commands::desk::run(&settings, &settings.nlu.kb, action)
+                    commands::desk::run(&settings, action)
                 }
             }
         });

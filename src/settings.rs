@@ -90,6 +90,15 @@ pub struct TelegramSettings {
     /// environment (`KEFU__TELEGRAM__WEBHOOK_SECRET`).
     #[serde(default)]
     pub webhook_secret: kefu_telegram::Secret,
+    /// Most messages a second the bot sends overall (Telegram allows about 30); each private
+    /// chat also gets about one a second and each group twenty a minute. 0 = no pacing (a
+    /// self-hosted Bot API server without limits, a test fake).
+    #[serde(default = "default_telegram_rate")]
+    pub max_per_second: f64,
+}
+
+fn default_telegram_rate() -> f64 {
+    30.0
 }
 
 /// A list, or one id: the `config` crate reads `KEFU__TELEGRAM__STAFF_USER_IDS=42` as a number
@@ -135,6 +144,10 @@ impl TelegramSettings {
                 listen: self.webhook_listen.clone(),
                 secret: self.webhook_secret.clone(),
             }),
+            rate: (self.max_per_second > 0.0).then(|| kefu_service::delivery::Rate {
+                per_second: self.max_per_second,
+                burst: self.max_per_second.ceil().clamp(1.0, 1000.0) as u32,
+            }),
         }
     }
 }
@@ -160,6 +173,34 @@ pub struct SupportSettings {
     pub open: String,
     /// Closing time, "HH:MM".
     pub close: String,
+    /// The language of staff-side texts (ticket summaries, notices, buttons): "zh" or "en". A
+    /// refusal goes out in the presser's own language where the platform tells it.
+    #[serde(default = "default_staff_language")]
+    pub staff_language: StaffLanguage,
+}
+
+/// `support.staff_language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaffLanguage {
+    /// Chinese.
+    Zh,
+    /// English.
+    En,
+}
+
+impl StaffLanguage {
+    /// The core's language.
+    pub fn lang(self) -> kefu_core::Lang {
+        match self {
+            StaffLanguage::Zh => kefu_core::Lang::Zh,
+            StaffLanguage::En => kefu_core::Lang::En,
+        }
+    }
+}
+
+fn default_staff_language() -> StaffLanguage {
+    StaffLanguage::Zh
 }
 
 /// `[flood]`: per-user flood control.
@@ -206,10 +247,22 @@ pub enum EncoderKind {
 }
 
 impl Settings {
-    /// Loads the layered configuration from `dir` (default `config`, or `$KEFU_CONFIG_DIR`).
+    /// Loads the layered configuration from `dir` (default `config`, or `$KEFU_CONFIG_DIR`, which
+    /// must then exist).
     pub fn load() -> anyhow::Result<Settings> {
-        let dir = std::env::var_os("KEFU_CONFIG_DIR")
-            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let dir = match std::env::var_os("KEFU_CONFIG_DIR") {
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                if !dir.is_dir() {
+                    return Err(anyhow::anyhow!(
+                        "KEFU_CONFIG_DIR={} is not a directory; fix: point it at the directory holding default.toml, or unset it",
+                        dir.display()
+                    ));
+                }
+                dir
+            }
+            None => PathBuf::from("config"),
+        };
         Self::load_from(&dir)
     }
 
@@ -217,11 +270,40 @@ impl Settings {
         Self::load_with_env(dir, None)
     }
 
-    /// Loads from `dir` with `env` standing in for the process environment (tests).
+    /// Loads from `dir` with `env` standing in for the process environment (tests). Every error
+    /// is the operator's input (an unknown key, a bad value, a missing `KEFU_ENV` file): exit 2.
     fn load_with_env(
         dir: &Path,
         env: Option<std::collections::HashMap<String, String>>,
     ) -> anyhow::Result<Settings> {
+        let settings = Self::read(dir, env.as_ref())?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses values that parse but make no sense.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.flood.max_messages == 0 {
+            anyhow::bail!(
+                "flood.max_messages = 0 would refuse every message; fix: set it to 1 or more (the default is 8)"
+            );
+        }
+        if self.flood.window_secs == 0 {
+            anyhow::bail!(
+                "flood.window_secs = 0 turns flood control off by accident; fix: set it to 1 or more (the default is 10)"
+            );
+        }
+        if !self.telegram.max_per_second.is_finite() || self.telegram.max_per_second < 0.0 {
+            anyhow::bail!("telegram.max_per_second must be 0 (no pacing) or a positive number");
+        }
+        Ok(())
+    }
+
+    fn read(
+        dir: &Path,
+        env: Option<&std::collections::HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
+        let env = env.cloned();
         let default_file = dir.join("default.toml");
         let mut builder = config::Config::builder();
         builder = if default_file.is_file() {
@@ -232,9 +314,19 @@ impl Settings {
                 config::FileFormat::Toml,
             ))
         };
-        if let Ok(env) = std::env::var("KEFU_ENV") {
-            builder = builder
-                .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
+        let profile = match &env {
+            Some(vars) => vars.get("KEFU_ENV").cloned(),
+            None => std::env::var("KEFU_ENV").ok(),
+        };
+        if let Some(profile) = profile.filter(|p| !p.is_empty()) {
+            let file = dir.join(format!("{profile}.toml"));
+            if !file.is_file() {
+                return Err(anyhow::anyhow!(
+                    "KEFU_ENV={profile} names {}, which does not exist; fix: create it or unset KEFU_ENV",
+                    file.display()
+                ));
+            }
+            builder = builder.add_source(config::File::from(file));
         }
         // A token in a file would end up committed somewhere: it comes from the environment only.
         let files = builder
@@ -247,9 +339,9 @@ impl Settings {
             ("discord.token", "KEFU__DISCORD__TOKEN"),
         ] {
             if files.get_string(key).is_ok_and(|t| !t.is_empty()) {
-                anyhow::bail!(
+                return Err(anyhow::anyhow!(
                     "{key} must not be set in a configuration file; set {var} in the environment"
-                );
+                ));
             }
         }
         builder = builder.add_source(

@@ -61,6 +61,8 @@ impl Kefu {
             .env("KEFU__DISCORD__STAFF_CHANNEL_ID", STAFF_CHANNEL.to_string())
             .env("KEFU__DISCORD__STAFF_USER_IDS", DAVE.0.to_string())
             .env("KEFU__DISCORD__STAFF_ROLE_ID", STAFF_ROLE.to_string())
+            // Staff-side texts in English, which the assertions read (the default is Chinese).
+            .env("KEFU__SUPPORT__STAFF_LANGUAGE", "en")
             .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -401,7 +403,7 @@ async fn a_ticket_is_worked_in_a_private_staff_thread() {
     assert!(
         refusal.body["data"]["content"]
             .as_str()
-            .is_some_and(|t| t.contains("staff"))
+            .is_some_and(|t| t.contains("只有客服人员"))
     );
 
     // Staff (by role) claims: acknowledged, the user is told, with the verification code.

@@ -1,7 +1,8 @@
 //! `kefu chat [--user NAME]`: the terminal channel. Each run first prints what staff sent NAME since
 //! their last run, then handles stdin lines as NAME's messages; the conversation, its ticket and
 //! its transcript persist in the database between runs. Works the same with a pipe (no prompts,
-//! exits at EOF). Buttons are shown numbered: typing the number presses the button.
+//! exits at EOF). Buttons are shown numbered: typing the number presses the button. A line that is
+//! not UTF-8 is skipped with a warning on stderr; the lines after it are handled.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -32,23 +33,33 @@ pub fn run(settings: &Settings, kb: &Path, user: Option<String>) -> Result<(), F
         if interactive {
             let kb_name = service
                 .engine()
-                .kb()
-                .meta
-                .name
-                .clone()
+                .and_then(|e| e.kb().meta.name.clone())
                 .unwrap_or_else(|| "Kefu".to_owned());
             writeln!(out, "{kb_name} — chatting as {name} (Ctrl-D to quit)").map_err(io)?;
         }
         deliver(&service, &cref, &mut out, &mut buttons).await?;
         let stdin = std::io::stdin();
-        let mut lines = stdin.lock().lines();
+        let mut input = stdin.lock();
+        let mut raw = Vec::new();
         let mut counter = 0u64;
+        let mut line_no = 0u64;
         loop {
             if interactive {
                 write!(out, "> ").and_then(|()| out.flush()).map_err(io)?;
             }
-            let Some(line) = lines.next() else { break };
-            let line = line.context("reading stdin").map_err(Failure::Other)?;
+            raw.clear();
+            let read = input
+                .read_until(b'\n', &mut raw)
+                .context("reading stdin")
+                .map_err(Failure::Other)?;
+            if read == 0 {
+                break;
+            }
+            line_no += 1;
+            let Ok(line) = std::str::from_utf8(&raw) else {
+                eprintln!("warning: line {line_no} of the input is not UTF-8 text; skipped");
+                continue;
+            };
             let line = line.trim();
             if line.is_empty() {
                 continue;
@@ -76,12 +87,30 @@ pub fn run(settings: &Settings, kb: &Path, user: Option<String>) -> Result<(), F
                 attachments: Vec::new(),
                 pressed,
             };
-            if let Handled::Processed {
-                delete_message: Some(_),
-                ..
-            } = service.handle_inbound(&inbound, now).await.map_err(other)?
-            {
-                writeln!(out, "(the secret in your message was not stored)").map_err(io)?;
+            match service.handle_inbound(&inbound, now).await {
+                Ok(Handled::Processed {
+                    secret_redacted: true,
+                    ..
+                }) => {
+                    writeln!(out, "(the secret in your message was not stored)").map_err(io)?;
+                }
+                Ok(_) => {}
+                // This line can never be stored: set aside, and the next ones go on.
+                Err(e) if !e.is_transient() => {
+                    let reason = kefu_service::error_chain(&e);
+                    eprintln!("warning: line {line_no} could not be handled: {reason}");
+                    service
+                        .record_unstorable(
+                            "terminal",
+                            &inbound.platform_message_id,
+                            Some(&name),
+                            &reason,
+                            now,
+                        )
+                        .await
+                        .map_err(other)?;
+                }
+                Err(e) => return Err(other(e)),
             }
             deliver(&service, &cref, &mut out, &mut buttons).await?;
         }
@@ -96,22 +125,34 @@ async fn deliver(
     out: &mut impl Write,
     buttons: &mut Vec<Button>,
 ) -> Result<(), Failure> {
-    for m in service.pending_for(cref, Utc::now()).await.map_err(other)? {
-        writeln!(out, "{}", m.message.text).map_err(io)?;
-        if !m.message.buttons.is_empty() {
-            let shown: Vec<String> = m
-                .message
-                .buttons
-                .iter()
-                .enumerate()
-                .map(|(i, b)| format!("[{}] {}", i + 1, b.label))
-                .collect();
-            writeln!(out, "    {}", shown.join("   ")).map_err(io)?;
-            buttons.clone_from(&m.message.buttons);
+    let pending = service
+        .store()
+        .pending_outbox_for_conversation(cref, Utc::now())
+        .await
+        .map_err(|e| other(e.into()))?;
+    for m in pending {
+        if let Some(message) = m.user_message() {
+            writeln!(out, "{}", message.text).map_err(io)?;
+            if !message.buttons.is_empty() {
+                let shown: Vec<String> = message
+                    .buttons
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| format!("[{}] {}", i + 1, b.label))
+                    .collect();
+                writeln!(out, "    {}", shown.join("   ")).map_err(io)?;
+                buttons.clone_from(&message.buttons);
+            }
+            writeln!(out).map_err(io)?;
+            out.flush().map_err(io)?;
         }
-        writeln!(out).map_err(io)?;
-        out.flush().map_err(io)?;
-        service.delivered(m.id, Utc::now()).await.map_err(other)?;
+        // Anything else for a terminal (deleting the message that carried a secret) has
+        // nothing to do: the text was never stored.
+        service
+            .store()
+            .mark_delivered(m.id, None, Utc::now())
+            .await
+            .map_err(|e| other(e.into()))?;
     }
     Ok(())
 }

@@ -1,14 +1,17 @@
 //! `kefu desk`: the staff desk in the terminal, on the same database as every channel. A reply is
-//! delivered to the user on whatever platform they wrote from (through the outbox).
-
-use std::path::Path;
+//! delivered to the user on whatever platform they wrote from (through the outbox). The desk
+//! loads no KB and never handles users' messages: it reads and acts on tickets only. What users
+//! wrote is shown with control characters made visible, so nothing in a message can drive the
+//! staff member's terminal.
 
 use chrono::Utc;
 use kefu_core::model::{Sender, Ticket};
-use kefu_service::{Service, StaffOutcome};
+use kefu_core::staff::StaffAction;
+use kefu_core::text::visible;
+use kefu_service::{Service, StaffActor, StaffOutcome};
 use serde_json::json;
 
-use super::{Failure, emit, open_service, outln, runtime};
+use super::{Failure, emit, open_desk, outln, runtime};
 use crate::settings::Settings;
 
 /// One desk action.
@@ -34,11 +37,15 @@ pub enum DeskAction {
         id: String,
         staff: String,
     },
+    Release {
+        id: String,
+        staff: String,
+    },
 }
 
-pub fn run(settings: &Settings, kb: &Path, action: DeskAction) -> Result<(), Failure> {
+pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
     runtime()?.block_on(async {
-        let service = open_service(settings, kb).await?;
+        let service = open_desk(settings).await?;
         let now = Utc::now();
         let mut out = String::new();
         match action {
@@ -67,7 +74,7 @@ pub fn run(settings: &Settings, kb: &Path, action: DeskAction) -> Result<(), Fai
                             t.code,
                             t.priority.as_str(),
                             t.status.as_str(),
-                            t.user_name,
+                            visible(&t.user_name),
                             t.conversation.platform,
                             t.intent.as_deref().unwrap_or("-"),
                             human_duration(o.waiting.num_seconds())
@@ -79,6 +86,11 @@ pub fn run(settings: &Settings, kb: &Path, action: DeskAction) -> Result<(), Fai
                 let ticket = find(&service, &id).await?;
                 let transcript = service.store().transcript(&ticket.conversation).await.map_err(store)?;
                 let ratings = service.store().ratings_for(ticket.id).await.map_err(store)?;
+                let failed = service
+                    .store()
+                    .failed_deliveries(Some(ticket.id), Some(&ticket.conversation), 50)
+                    .await
+                    .map_err(store)?;
                 if json {
                     let mut v = ticket_json(&ticket);
                     v["transcript"] = json!(transcript
@@ -86,42 +98,50 @@ pub fn run(settings: &Settings, kb: &Path, action: DeskAction) -> Result<(), Fai
                         .map(|l| json!({"at": l.at.to_rfc3339(), "sender": sender(&l.sender), "text": l.text}))
                         .collect::<Vec<_>>());
                     v["ratings"] = json!(ratings.iter().map(|r| json!({"score": r.score, "comment": r.comment})).collect::<Vec<_>>());
+                    v["failed_deliveries"] = json!(failed
+                        .iter()
+                        .map(|f| json!({"id": f.id, "platform": f.platform, "kind": f.kind, "text": f.text, "error": f.error, "failed_at": f.failed_at.to_rfc3339()}))
+                        .collect::<Vec<_>>());
                     outln!(out, "{v}");
                 } else {
                     let t = &ticket;
                     outln!(out, "ticket {} — code {} — {} — {}", t.id, t.code, t.priority.as_str(), t.status.as_str());
-                    outln!(out, "user      {} ({} {})", t.user_name, t.conversation.platform, t.conversation.user_id);
+                    outln!(out, "user      {} ({} {})", visible(&t.user_name), t.conversation.platform, visible(&t.conversation.user_id));
                     outln!(out, "intent    {}", t.intent.as_deref().unwrap_or("-"));
                     outln!(out, "reason    {}", t.reason);
                     if let Some(a) = &t.assignee {
                         outln!(out, "assignee  {a}");
                     }
                     for d in &t.details {
-                        outln!(out, "{:<9} {}", d.name, d.value.as_deref().unwrap_or("(skipped)"));
+                        outln!(out, "{:<9} {}", d.name, visible(d.value.as_deref().unwrap_or("(skipped)")));
                     }
                     for r in &ratings {
-                        outln!(out, "rating    {}/5 {}", r.score, r.comment.as_deref().unwrap_or(""));
+                        outln!(out, "rating    {}/5 {}", r.score, visible(r.comment.as_deref().unwrap_or("")));
+                    }
+                    for f in &failed {
+                        outln!(out, "NOT DELIVERED [{}] {} {}: {} — {}", f.failed_at.format("%Y-%m-%d %H:%M:%S"), f.platform, f.kind, visible(&f.text), visible(&f.error));
                     }
                     outln!(out, "\ntranscript:");
                     for l in &transcript {
-                        outln!(out, "[{}] {}: {}", l.at.format("%Y-%m-%d %H:%M:%S"), sender(&l.sender), l.text);
+                        outln!(out, "[{}] {}: {}", l.at.format("%Y-%m-%d %H:%M:%S"), visible(&sender(&l.sender)), visible(&l.text));
                     }
                 }
             }
             DeskAction::Claim { id, staff } => {
-                let t = find(&service, &id).await?;
-                outcome(service.claim(t.id, &staff, now).await.map_err(other)?, &t)?;
+                let t = act(&service, &id, &staff, StaffAction::Claim).await?;
                 outln!(out, "{staff} claimed ticket {} ({})", t.id, t.code);
             }
             DeskAction::Reply { id, staff, text } => {
-                let t = find(&service, &id).await?;
-                outcome(service.reply(t.id, &staff, &text, now).await.map_err(other)?, &t)?;
-                outln!(out, "sent to {} on {}", t.user_name, t.conversation.platform);
+                let t = act(&service, &id, &staff, StaffAction::Reply(text)).await?;
+                outln!(out, "sent to {} on {}", visible(&t.user_name), t.conversation.platform);
             }
             DeskAction::Resolve { id, staff } => {
-                let t = find(&service, &id).await?;
-                outcome(service.resolve(t.id, &staff, now).await.map_err(other)?, &t)?;
+                let t = act(&service, &id, &staff, StaffAction::Resolve).await?;
                 outln!(out, "ticket {} ({}) resolved; the user is asked to rate the help", t.id, t.code);
+            }
+            DeskAction::Release { id, staff } => {
+                let t = act(&service, &id, &staff, StaffAction::Release).await?;
+                outln!(out, "ticket {} ({}) is back in the queue", t.id, t.code);
             }
         }
         emit(&out)
@@ -144,19 +164,43 @@ async fn find(service: &Service, id: &str) -> Result<Ticket, Failure> {
     })
 }
 
-fn outcome(o: StaffOutcome, t: &Ticket) -> Result<(), Failure> {
+/// Finds a ticket and acts on it; anything but `Done` is an error that says why.
+async fn act(
+    service: &Service,
+    id: &str,
+    staff: &str,
+    action: StaffAction,
+) -> Result<Ticket, Failure> {
+    let t = find(service, id).await?;
+    let o = service
+        .staff_action(&StaffActor::named(staff), t.id, action.clone(), Utc::now())
+        .await
+        .map_err(other)?;
+    let verb = action.verb();
     match o {
-        StaffOutcome::Done => Ok(()),
-        StaffOutcome::HeldBy(other) => Err(Failure::Other(anyhow::anyhow!(
-            "ticket {} ({}) is held by {other}",
+        StaffOutcome::Done => Ok(t),
+        StaffOutcome::HeldBy(holder) => Err(Failure::Other(anyhow::anyhow!(
+            "ticket {} ({}) is held by {holder}: only they can {verb} it",
             t.id,
             t.code
         ))),
-        StaffOutcome::NotOpen => Err(Failure::Other(anyhow::anyhow!(
-            "ticket {} ({}) is {}: nothing to do (claim it first to resolve it)",
+        StaffOutcome::NotClaimed => Err(Failure::Other(anyhow::anyhow!(
+            "ticket {} ({}) is waiting in the queue: claim it first (kefu desk claim {} --as {staff})",
             t.id,
             t.code,
-            t.status.as_str()
+            t.code
+        ))),
+        StaffOutcome::Closed => Err(Failure::Other(anyhow::anyhow!(
+            "ticket {} ({}) is already {}: nothing to {verb}",
+            t.id,
+            t.code,
+            service
+                .store()
+                .ticket(t.id)
+                .await
+                .ok()
+                .flatten()
+                .map_or("closed", |now| now.status.as_str())
         ))),
         StaffOutcome::NotFound => Err(Failure::BadInput(anyhow::anyhow!("no ticket {}", t.id))),
     }

@@ -136,12 +136,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Other(anyhow::Error::new(e).context("starting the async runtime")))
 }
 
-/// Loads the KB, connects to the database (applying migrations) and builds the service; messages
-/// stored by a run that stopped before handling them are handled first.
-pub async fn open_service(
+/// A runtime on every core, for the bot (`kefu run`): handling and delivery run side by side.
+pub fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(anyhow::Error::new(e).context("starting the async runtime")))
+}
+
+/// The service's settings from the configuration.
+pub fn service_config(
     settings: &crate::settings::Settings,
-    kb: &Path,
-) -> Result<kefu_service::Service, Failure> {
+) -> Result<kefu_service::ServiceConfig, Failure> {
     use anyhow::Context as _;
     let hours = kefu_core::SupportHours::parse(
         &settings.support.timezone,
@@ -151,16 +157,49 @@ pub async fn open_service(
     )
     .context("invalid [support] settings; fix: timezone is an IANA name, days like \"mon-fri\", times HH:MM")
     .map_err(Failure::BadInput)?;
-    let engine = load_engine(kb)?.engine;
-    let store = kefu_store::Store::connect(&settings.database.url)
-        .await
-        .context("opening the database (database.url)")
-        .map_err(Failure::Other)?;
     let flood = kefu_service::FloodLimit {
         max_messages: settings.flood.max_messages,
         window: std::time::Duration::from_secs(settings.flood.window_secs),
     };
-    let service = kefu_service::Service::new(engine, store, hours, flood);
+    let mut config = kefu_service::ServiceConfig::new(hours, flood);
+    config.staff_language = settings.support.staff_language.lang();
+    // A platform with a staff space configured gets every ticket's topic or thread.
+    if !settings.telegram.token.is_empty() && settings.telegram.staff_chat_id != 0 {
+        config.staff_spaces.push("telegram".to_owned());
+    }
+    if !settings.discord.token.is_empty() && settings.discord.staff_channel_id != 0 {
+        config.staff_spaces.push("discord".to_owned());
+    }
+    Ok(config)
+}
+
+/// Connects to the database (applying migrations). A URL that can never work is bad input.
+async fn open_store(settings: &crate::settings::Settings) -> Result<kefu_store::Store, Failure> {
+    kefu_store::Store::connect(&settings.database.url)
+        .await
+        .map_err(|e| {
+            let bad_url = matches!(e, kefu_store::StoreError::BadUrl { .. });
+            let e = anyhow::Error::new(e).context("opening the database (database.url)");
+            if bad_url {
+                Failure::BadInput(e)
+            } else {
+                Failure::Other(e)
+            }
+        })
+}
+
+/// Loads the KB, connects to the database and builds the service for a command that handles
+/// messages (`chat`, `run`). Messages another run stored but did not finish, and whose claim has
+/// expired, are handled first; a message a live process holds is left to it.
+pub async fn open_service(
+    settings: &crate::settings::Settings,
+    kb: &Path,
+) -> Result<kefu_service::Service, Failure> {
+    use anyhow::Context as _;
+    let config = service_config(settings)?;
+    let engine = load_engine(kb)?.engine;
+    let store = open_store(settings).await?;
+    let service = kefu_service::Service::new(engine, store, config);
     let recovered = service
         .recover(chrono::Utc::now())
         .await
@@ -170,4 +209,14 @@ pub async fn open_service(
         eprintln!("handled {recovered} message(s) left unprocessed by an earlier run");
     }
     Ok(service)
+}
+
+/// The service for the staff desk: no KB (staff actions need no classifier) and no recovery (a
+/// desk command never handles users' messages).
+pub async fn open_desk(
+    settings: &crate::settings::Settings,
+) -> Result<kefu_service::Service, Failure> {
+    let config = service_config(settings)?;
+    let store = open_store(settings).await?;
+    Ok(kefu_service::Service::without_nlu(store, config))
 }

@@ -1,12 +1,14 @@
-//! `kefu run`: the chat platforms (Telegram and/or Discord), until SIGINT or SIGTERM. Polling and delivery stop between
-//! messages, so nothing is left half-handled: a message stored but not yet processed is handled
-//! by the next run ([`kefu_service::Service::recover`]), an outbox row not yet sent stays pending.
+//! `kefu run`: the chat platforms (Telegram and/or Discord), until SIGINT or SIGTERM. Receiving
+//! and delivery stop between messages. A message stored but not finished (this process crashed,
+//! or its handling failed for now) is taken over once its claim expires, by this run's recovery
+//! loop or the next run's ([`kefu_service::Service::recover`]); an outbox row not yet sent stays
+//! pending and goes out after a restart.
 
 use std::path::Path;
 
 use anyhow::anyhow;
 
-use super::{Failure, open_service, runtime};
+use super::{Failure, multi_thread_runtime, open_service};
 use crate::settings::Settings;
 
 /// Runs every enabled platform adapter (Telegram, Discord) side by side on one service: a ticket
@@ -19,7 +21,7 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             "no platform enabled: set KEFU__TELEGRAM__TOKEN and/or KEFU__DISCORD__TOKEN"
         )));
     }
-    runtime()?.block_on(async {
+    multi_thread_runtime()?.block_on(async {
         let service = open_service(settings, kb).await?;
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let stop = std::sync::Arc::new(stop);
@@ -67,7 +69,8 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
                 .map_err(|e| Failure::Other(e.into())),
             )
         };
-        let (t, d) = tokio::join!(telegram_run, discord_run);
+        let recovery = recover_loop(&service, shutdown.clone());
+        let (t, d, ()) = tokio::join!(telegram_run, discord_run, recovery);
         service.store().close().await;
         let result = t.and(d);
         if result.is_ok() {
@@ -75,6 +78,29 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
         }
         result
     })
+}
+
+/// How often the bot looks for messages whose handling was cut short (their claim expired).
+const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes over messages whose handling failed for now (the database was briefly unreachable) or
+/// whose handler died, once their claim expires, until shutdown.
+async fn recover_loop(
+    service: &kefu_service::Service,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RECOVER_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(e) = service.recover(chrono::Utc::now()).await {
+            tracing::warn!(error = %kefu_service::error_chain(&e), "recovery: cannot look for unfinished messages");
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -286,6 +286,8 @@ impl Kefu {
         cmd.env("KEFU__DATABASE__URL", format!("sqlite://{}", db.display()))
             .env("KEFU__TELEGRAM__TOKEN", TOKEN)
             .env("KEFU__TELEGRAM__API_URL", &fake.url)
+            // Staff-side texts in English, which the assertions read (the default is Chinese).
+            .env("KEFU__SUPPORT__STAFF_LANGUAGE", "en")
             .envs(extra_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -24,8 +24,10 @@
 //! - [`details`]: ticket details and their validators (tx hashes, amounts, addresses, networks…).
 //! - [`hours`]: [`SupportHours`], timezone-aware opening times.
 //! - [`messages`]: every phrase the bot says, in Chinese and English.
-//! - [`render`]: plain-text rendering for adapters (splitting at a length limit, ticket titles and
-//!   summaries, transcripts).
+//! - [`render`]: plain-text rendering for adapters (splitting at a length limit, ticket titles).
+//! - [`delivery`]: [`delivery::Delivery`] — everything the bot sends, as the outbox keeps it.
+//! - [`staff`]: staff actions, their outcomes, and every text staff read (both languages).
+//! - [`text`]: cleaning text at the edge (control characters, length caps, terminal display).
 //!
 //! # The conversation, in words
 //! `Idle` → a question answered → `AwaitingFeedback` ("did this help?": yes → `Idle`, no →
@@ -44,6 +46,7 @@ pub mod action;
 pub mod adapter;
 pub mod commands;
 pub mod context;
+pub mod delivery;
 pub mod details;
 pub mod event;
 pub mod hours;
@@ -51,7 +54,9 @@ pub mod messages;
 pub mod model;
 pub mod policy;
 pub mod render;
+pub mod staff;
 pub mod state;
+pub mod text;
 
 pub use action::{Action, NewTicket, Reply};
 pub use context::{Context, Flood, QueueInfo};

@@ -230,6 +230,15 @@ pub fn text_only(lang: Lang) -> String {
     )
 }
 
+/// The user's message was longer than the bot keeps: only its beginning was read and stored.
+pub fn message_cut(lang: Lang) -> String {
+    t(
+        lang,
+        "您的消息太长了，我只读取并保存了开头部分。请把问题写短一些，或分几条发送。",
+        "Your message was too long: I read and kept only its beginning. Please keep your question short, or split it over several messages.",
+    )
+}
+
 /// Before the first detail question.
 pub fn collect_intro(lang: Lang, count: usize) -> String {
     match lang {

@@ -1,33 +1,37 @@
-//! Kefu's Discord adapter (serenity).
+//! Kefu's Discord adapter (serenity): an edge that converts and nothing else.
 //!
-//! - **Gateway events** arrive in serenity's handler, which only forwards them, in order, to one
-//!   processing loop ([`events`]); component interactions are acknowledged right there, well
-//!   within Discord's three-second deadline. Messages are deduplicated by the store (platform
-//!   message id), so an event replayed after a gateway RESUME is a no-op.
-//! - **Users** ([`users`]): every DM; in server channels only messages that mention the bot or reply
-//!   to it, answered as a reply. When a channel conversation goes on (a second message within
-//!   [`THREAD_AFTER`]), it moves into a thread started from the user's message, so a busy
-//!   channel isn't flooded; the user then talks in the thread without mentioning the bot.
-//! - **Delivery** ([`delivery`]) through the outbox: messages split at 2,000 characters, buttons as
-//!   components, `allowed_mentions` empty so nothing a user typed ("@everyone") can ping.
-//! - **Staff** ([`staff`]): a private thread in the staff channel per open ticket (from any
-//!   platform), summary + transcript + Claim / Resolve buttons; staff text in a claimed thread is
-//!   relayed to the user; resolving archives and locks the thread.
+//! - [`events`]: serenity's handler only forwards gateway events, in order, to one processing
+//!   loop; component interactions are acknowledged right there, within Discord's three-second
+//!   deadline. A failure to store an event is told apart: transient (the database is down) holds
+//!   the loop and retries, so nothing is lost or reordered; permanent (this event can never be
+//!   stored) is set aside in the dead-letter table and the loop moves on. Messages are
+//!   deduplicated by the service (platform message id), so an event replayed after a gateway
+//!   RESUME is a no-op.
+//! - [`users`]: every DM; in server channels only messages that mention the bot or reply to it.
+//!   When a channel conversation goes on (a second message within [`THREAD_AFTER`]), it moves into
+//!   a thread named after the user's question, so a busy channel isn't flooded; the user then
+//!   talks in the thread without mentioning the bot.
+//! - [`staff`]: a private thread in the staff channel per open ticket; what staff type there and
+//!   the Claim / Resolve / Release buttons go to [`kefu_service::Service::staff_action`].
+//! - [`send`]: [`kefu_service::delivery::Deliver`] for Discord — messages split at 2,000
+//!   characters, buttons as components, `allowed_mentions` empty so nothing a user typed
+//!   ("@everyone") can ping. The service's delivery worker decides what to send and when.
+//!
+//! The adapter knows neither the store nor the policy, and every text it shows comes from
+//! `kefu-core`.
 
-mod delivery;
 mod events;
+mod send;
 mod staff;
 mod users;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kefu_service::{Service, ServiceError};
-use serenity::all::{ChannelId, GatewayIntents, RoleId, UserId};
+use kefu_service::Service;
+use serenity::all::{GatewayIntents, RoleId, UserId};
 use serenity::cache::Cache;
 use serenity::http::Http;
-use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The platform name stored with conversations and staff threads.
@@ -41,9 +45,6 @@ pub const DISCORD_API: &str = "https://discord.com";
 
 /// A channel conversation whose previous line is at most this old moves into a thread.
 pub const THREAD_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
-
-/// How often the delivery worker looks at the outbox and the ticket queue.
-const WORKER_TICK: Duration = Duration::from_millis(200);
 
 /// The gateway intents the bot asks for. `MESSAGE_CONTENT` is privileged: without it Discord
 /// still sends the text of DMs and of messages that mention the bot, but not what staff type in a
@@ -85,14 +86,6 @@ pub enum DiscordError {
     Client(String),
 }
 
-#[derive(Debug, thiserror::Error)]
-enum HandleError {
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-    #[error(transparent)]
-    Store(#[from] kefu_store::StoreError),
-}
-
 /// Runs the adapter until `shutdown` turns true (or its sender is dropped): the gateway is closed,
 /// the events already received are handled, delivery stops between messages.
 pub async fn run(
@@ -107,7 +100,7 @@ pub async fn run(
             .ratelimiter_disabled(true);
     }
     let (events, queue) = tokio::sync::mpsc::unbounded_channel();
-    let forwarder = events::Forwarder::new(events, config.clone());
+    let forwarder = events::Forwarder::new(events, config.clone(), service.config().staff_language);
     let mut client = serenity::all::ClientBuilder::new_with_http(builder.build(), intents())
         .event_handler(forwarder)
         .await
@@ -124,8 +117,6 @@ pub async fn run(
         service,
         config,
         me: me.id,
-        threads: Mutex::new(HashMap::new()),
-        thread_failures: Mutex::new(HashMap::new()),
     };
     let shards = client.shard_manager.clone();
     let gateway = tokio::spawn(async move {
@@ -133,55 +124,43 @@ pub async fn run(
             tracing::error!(error = %e, "discord: gateway stopped");
         }
     });
+    let sender = send::Sender::new(&adapter);
     tokio::join!(
         adapter.event_loop(queue, shutdown.clone(), shards, gateway),
-        adapter.worker_loop(shutdown)
+        kefu_service::delivery::run(service, &sender, shutdown)
     );
     tracing::info!("discord: stopped");
     Ok(())
 }
 
-/// What the worker remembers about a ticket's staff thread.
-#[derive(Debug, Clone, Copy)]
-struct StaffThread {
-    channel: ChannelId,
-    /// The user's lines (in the ticket's transcript) already shown in the thread.
-    relayed: usize,
+/// What every part of the adapter shares.
+pub(crate) struct Adapter<'a> {
+    pub(crate) http: Arc<Http>,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) service: &'a Service,
+    pub(crate) config: DiscordConfig,
+    pub(crate) me: UserId,
 }
-
-struct Adapter<'a> {
-    http: Arc<Http>,
-    cache: Arc<Cache>,
-    service: &'a Service,
-    config: DiscordConfig,
-    me: UserId,
-    threads: Mutex<HashMap<i64, StaffThread>>,
-    /// Tickets whose thread could not be created, and when: retried after [`THREAD_RETRY`].
-    thread_failures: Mutex<HashMap<i64, std::time::Instant>>,
-}
-
-/// How long to wait before trying again to create a staff thread that failed.
-const THREAD_RETRY: Duration = Duration::from_secs(60);
 
 impl Adapter<'_> {
-    fn is_staff(&self, user: UserId, roles: &[RoleId]) -> bool {
+    pub(crate) fn is_staff(&self, user: UserId, roles: &[RoleId]) -> bool {
         is_staff(&self.config, user, roles)
     }
 }
 
-fn is_staff(config: &DiscordConfig, user: UserId, roles: &[RoleId]) -> bool {
+pub(crate) fn is_staff(config: &DiscordConfig, user: UserId, roles: &[RoleId]) -> bool {
     config.staff_user_ids.contains(&user.get())
         || config
             .staff_role_id
             .is_some_and(|r| roles.iter().any(|role| role.get() == r))
 }
 
-fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+pub(crate) fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
     *shutdown.borrow() || shutdown.has_changed().is_err()
 }
 
 /// Sleeps `d` or until shutdown; `true` when shutting down.
-async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
+pub(crate) async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(d) => stopping(shutdown),
         _ = shutdown.changed() => true,
@@ -189,14 +168,12 @@ async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
 }
 
 /// Removes the token from an error text.
-fn hide(text: &str, token: &Secret) -> String {
+pub(crate) fn hide(text: &str, token: &Secret) -> String {
     token.hide_in(text)
 }
 
-use kefu_core::adapter::backoff;
-
 /// A user's name as staff see it: the display name, else the username.
-fn display_name(user: &serenity::all::User) -> String {
+pub(crate) fn display_name(user: &serenity::all::User) -> String {
     user.global_name
         .clone()
         .unwrap_or_else(|| user.name.clone())

@@ -1,14 +1,15 @@
-//! Users' messages and button presses.
+//! Users' messages and button presses, handed to the service. Everything the bot says back goes
+//! through the outbox.
 
 use chrono::{DateTime, Utc};
-use kefu_core::model::{ConversationRef, Inbound};
-use kefu_service::Handled;
-use serenity::all::{
-    ChannelId, ComponentInteraction, CreateAllowedMentions, CreateMessage, CreateThread, Message,
-    MessageId, RoleId, UserId,
-};
+use kefu_core::model::{Attachment, AttachmentKind, ConversationRef, Inbound};
+use kefu_service::{Handled, ServiceError};
+use serenity::all::{ChannelId, ComponentInteraction, CreateThread, Message, RoleId, UserId};
 
-use crate::{Adapter, HandleError, PLATFORM, THREAD_AFTER, display_name};
+use crate::{Adapter, PLATFORM, THREAD_AFTER, display_name};
+
+/// Discord's thread name limit.
+const THREAD_NAME_LIMIT: usize = 100;
 
 /// Where a user's message belongs.
 struct Placed {
@@ -18,58 +19,53 @@ struct Placed {
 }
 
 impl Adapter<'_> {
-    pub(crate) async fn on_message(&self, msg: &Message) -> Result<(), HandleError> {
+    pub(crate) async fn on_message(&self, msg: &Message) -> Result<(), ServiceError> {
         if Some(msg.channel_id.get()) == self.config.staff_channel_id {
             return Ok(());
         }
-        let store = self.service.store();
-        let channel = msg.channel_id.to_string();
         if msg.guild_id.is_some()
-            && let Some(ticket) = store.ticket_by_staff_thread(PLATFORM, &channel).await?
+            && let Some(ticket) = self
+                .service
+                .ticket_for_staff_space(PLATFORM, &msg.channel_id.to_string())
+                .await?
         {
             let roles: Vec<RoleId> = msg
                 .member
                 .as_ref()
                 .map(|m| m.roles.clone())
                 .unwrap_or_default();
-            return self.on_staff_message(msg, &ticket, &roles).await;
+            return self.on_staff_message(msg, ticket, &roles).await;
         }
         let Some(placed) = self.place(msg).await? else {
             return Ok(());
         };
-        if msg.content.trim().is_empty() {
-            return self.on_non_text(msg, &placed.conversation).await;
-        }
         let inbound = Inbound {
             conversation: placed.conversation,
             user_name: display_name(&msg.author),
             platform_message_id: msg.id.to_string(),
             text: placed.text,
             at: timestamp(msg),
-            attachments: Vec::new(),
+            attachments: attachments(msg),
             pressed: false,
         };
-        self.inbound(
-            &inbound,
-            Some((msg.channel_id, msg.id)),
-            msg.guild_id.is_some(),
-        )
-        .await
+        if inbound.text.trim().is_empty() && inbound.attachments.is_empty() {
+            return Ok(());
+        }
+        self.inbound(&inbound).await
     }
 
     /// The conversation a message belongs to, or `None` when the bot should stay out of it.
-    async fn place(&self, msg: &Message) -> Result<Option<Placed>, HandleError> {
-        let store = self.service.store();
+    async fn place(&self, msg: &Message) -> Result<Option<Placed>, ServiceError> {
         let user = msg.author.id.to_string();
         let channel = msg.channel_id.to_string();
         if msg.guild_id.is_none() {
             return Ok(Some(Placed {
-                conversation: self.conversation(&channel, &user),
+                conversation: conversation(&channel, &user),
                 text: msg.content.clone(),
             }));
         }
         // A thread a channel conversation moved to: its user talks without mentioning the bot.
-        if let Some(owner) = store.conversation_for_route(PLATFORM, &channel).await?
+        if let Some(owner) = self.service.route_owner(PLATFORM, &channel).await?
             && owner.user_id == user
         {
             let text = strip_mention(&msg.content, self.me).unwrap_or_else(|| msg.content.clone());
@@ -87,24 +83,17 @@ impl Adapter<'_> {
             return Ok(None);
         }
         let text = strip_mention(&msg.content, self.me).unwrap_or_else(|| msg.content.clone());
-        let conversation = self.conversation(&channel, &user);
+        let conversation = conversation(&channel, &user);
         // The conversation goes on: move it into a thread started from this message.
-        let recent = store
+        let recent = self
+            .service
             .last_activity(&conversation)
             .await?
             .is_some_and(|at| Utc::now() - at <= THREAD_AFTER);
         if recent && !self.is_thread(msg.channel_id) {
-            self.move_to_thread(msg, &conversation).await?;
+            self.move_to_thread(msg, &conversation, &text).await?;
         }
         Ok(Some(Placed { conversation, text }))
-    }
-
-    fn conversation(&self, chat: &str, user: &str) -> ConversationRef {
-        ConversationRef {
-            platform: PLATFORM.to_owned(),
-            chat_id: chat.to_owned(),
-            user_id: user.to_owned(),
-        }
     }
 
     /// Whether a channel is a thread (threads cannot hold threads).
@@ -120,19 +109,20 @@ impl Adapter<'_> {
             .any(|found| found)
     }
 
+    /// Starts a thread from the message, named after the user's question (the earlier line that
+    /// asked it, not a "转人工" that moved the conversation), and routes the conversation there.
     async fn move_to_thread(
         &self,
         msg: &Message,
         conversation: &ConversationRef,
-    ) -> Result<(), HandleError> {
-        let name = kefu_core::render::truncate(
-            &format!(
-                "{} · {}",
-                display_name(&msg.author),
-                first_line(&msg.content, self.me)
-            ),
-            100,
-        );
+        text: &str,
+    ) -> Result<(), ServiceError> {
+        let question = self
+            .service
+            .question_of(conversation)
+            .await?
+            .unwrap_or_else(|| first_line(text));
+        let name = thread_name(&display_name(&msg.author), &question);
         match msg
             .channel_id
             .create_thread_from_message(&*self.http, msg.id, CreateThread::new(name))
@@ -140,8 +130,7 @@ impl Adapter<'_> {
         {
             Ok(thread) => {
                 self.service
-                    .store()
-                    .set_chat_route(conversation, &thread.id.to_string(), Utc::now())
+                    .move_conversation(conversation, &thread.id.to_string(), Utc::now())
                     .await?;
             }
             Err(e) => {
@@ -155,20 +144,19 @@ impl Adapter<'_> {
     pub(crate) async fn on_component(
         &self,
         press: &ComponentInteraction,
-    ) -> Result<(), HandleError> {
+    ) -> Result<(), ServiceError> {
         let data = press.data.custom_id.as_str();
-        if let Some(action) = data.strip_prefix("staff:") {
-            return self.on_staff_button(press, action).await;
+        if data.starts_with("staff:") {
+            return self.on_staff_button(press).await;
         }
         if data.is_empty() {
             return Ok(());
         }
         let user = press.user.id.to_string();
         let channel = press.channel_id.to_string();
-        let store = self.service.store();
-        let conversation = match store.conversation_for_route(PLATFORM, &channel).await? {
+        let conversation = match self.service.route_owner(PLATFORM, &channel).await? {
             Some(owner) if owner.user_id == user => owner,
-            _ => self.conversation(&channel, &user),
+            _ => conversation(&channel, &user),
         };
         let inbound = Inbound {
             conversation,
@@ -179,84 +167,59 @@ impl Adapter<'_> {
             attachments: Vec::new(),
             pressed: true,
         };
-        self.inbound(&inbound, None, false).await
+        self.inbound(&inbound).await
     }
 
-    /// Hands a message to the service; deletes the platform message if it carried a secret.
-    async fn inbound(
-        &self,
-        inbound: &Inbound,
-        source: Option<(ChannelId, MessageId)>,
-        in_guild: bool,
-    ) -> Result<(), HandleError> {
+    async fn inbound(&self, inbound: &Inbound) -> Result<(), ServiceError> {
         match self.service.handle_inbound(inbound, Utc::now()).await? {
             Handled::Duplicate => {
                 tracing::debug!(message = %inbound.platform_message_id, "discord: duplicate event");
             }
-            Handled::Processed { delete_message, .. } => {
-                // Only in servers: nobody can delete the other side's messages in a DM.
-                if delete_message.is_some()
-                    && in_guild
-                    && let Some((channel, id)) = source
-                    && let Err(e) = channel.delete_message(&*self.http, id).await
-                {
-                    tracing::info!(error = %e, "discord: could not delete a message carrying a secret (Manage Messages missing?)");
-                }
-            }
+            Handled::Processed { .. }
+            | Handled::TakenOver
+            | Handled::Deferred
+            | Handled::Failed => {}
         }
         Ok(())
     }
+}
 
-    /// An attachment or sticker without text: relayed to the ticket's staff thread while one is
-    /// open, otherwise a clear reply.
-    async fn on_non_text(
-        &self,
-        msg: &Message,
-        conversation: &ConversationRef,
-    ) -> Result<(), HandleError> {
-        let store = self.service.store();
-        if !msg.attachments.is_empty()
-            && let Some(ticket) = store.open_ticket_for(conversation).await?
-            && let Some(thread) = store.staff_thread(ticket.id, PLATFORM).await?
-            && let Ok(thread) = thread.parse::<u64>()
-        {
-            let files: Vec<String> = msg
-                .attachments
-                .iter()
-                .map(|a| format!("📎 {} {}", a.filename, a.url))
-                .collect();
-            let relayed = ChannelId::new(thread)
-                .send_message(
-                    &*self.http,
-                    CreateMessage::new()
-                        .content(kefu_core::render::truncate(&files.join("\n"), 1900))
-                        .allowed_mentions(CreateAllowedMentions::new()),
-                )
-                .await;
-            if relayed.is_ok() {
-                self.notice(msg, "已转交给客服人员。/ Sent to the support team.")
-                    .await;
-                return Ok(());
-            }
-        }
-        self.notice(
-            msg,
-            "抱歉，我只能读懂文字消息，请用文字描述您的问题；如需发送截图，请先输入“转人工”。\nSorry, I can only read text. Please describe your question in words; to send a screenshot, type \"human\" first.",
-        )
-        .await;
-        Ok(())
+fn conversation(chat: &str, user: &str) -> ConversationRef {
+    ConversationRef {
+        platform: PLATFORM.to_owned(),
+        chat_id: chat.to_owned(),
+        user_id: user.to_owned(),
     }
+}
 
-    async fn notice(&self, msg: &Message, text: &str) {
-        let mut m = CreateMessage::new()
-            .content(text)
-            .allowed_mentions(CreateAllowedMentions::new());
-        if msg.guild_id.is_some() {
-            m = m.reference_message(msg);
-        }
-        if let Err(e) = msg.channel_id.send_message(&*self.http, m).await {
-            tracing::warn!(error = %e, "discord: sending a notice failed");
-        }
+/// A thread's name: the user and their question, within Discord's limit.
+fn thread_name(user: &str, question: &str) -> String {
+    kefu_core::render::truncate(&format!("{user} · {question}"), THREAD_NAME_LIMIT)
+}
+
+/// What came with a message besides text: files (with their CDN links, which staff can open from
+/// any platform) and stickers.
+fn attachments(msg: &Message) -> Vec<Attachment> {
+    let files = msg.attachments.iter().map(|a| Attachment {
+        kind: kind_of(a.content_type.as_deref()),
+        name: Some(a.filename.clone()),
+        url: Some(a.url.clone()),
+    });
+    let stickers = msg.sticker_items.iter().map(|s| Attachment {
+        kind: AttachmentKind::Sticker,
+        name: Some(s.name.clone()),
+        url: None,
+    });
+    files.chain(stickers).collect()
+}
+
+fn kind_of(content_type: Option<&str>) -> AttachmentKind {
+    match content_type.and_then(|t| t.split('/').next()) {
+        Some("image") => AttachmentKind::Photo,
+        Some("video") => AttachmentKind::Video,
+        Some("audio") => AttachmentKind::Audio,
+        Some(_) => AttachmentKind::Document,
+        None => AttachmentKind::Other,
     }
 }
 
@@ -286,10 +249,9 @@ pub(crate) fn strip_mention(text: &str, me: UserId) -> Option<String> {
     })
 }
 
-/// The first line of a message, without the mention: a thread's name.
-fn first_line(text: &str, me: UserId) -> String {
-    let line = text.trim().lines().next().unwrap_or_default();
-    strip_mention(line, me).unwrap_or_else(|| line.to_owned())
+/// The first line of a text.
+fn first_line(text: &str) -> String {
+    text.trim().lines().next().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]
@@ -310,6 +272,22 @@ mod tests {
         assert_eq!(strip_mention("<@9001> hi", me), None);
         assert_eq!(strip_mention("no mention", me), None);
         assert_eq!(strip_mention("<@900>", me).as_deref(), Some("hello"));
-        assert_eq!(first_line("<@900> USDT提不出来\nmore", me), "USDT提不出来");
+        assert_eq!(first_line("USDT提不出来\nmore"), "USDT提不出来");
+    }
+
+    #[test]
+    fn a_thread_is_named_after_the_question_within_the_limit() {
+        assert_eq!(thread_name("Alice", "USDT提不出来"), "Alice · USDT提不出来");
+        let long = "提".repeat(300);
+        assert!(thread_name("Alice", &long).chars().count() <= THREAD_NAME_LIMIT);
+    }
+
+    #[test]
+    fn attachment_kinds_follow_the_content_type() {
+        assert_eq!(kind_of(Some("image/png")), AttachmentKind::Photo);
+        assert_eq!(kind_of(Some("video/mp4")), AttachmentKind::Video);
+        assert_eq!(kind_of(Some("audio/ogg")), AttachmentKind::Audio);
+        assert_eq!(kind_of(Some("application/pdf")), AttachmentKind::Document);
+        assert_eq!(kind_of(None), AttachmentKind::Other);
     }
 }

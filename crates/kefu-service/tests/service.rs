@@ -1,5 +1,6 @@
-//! The service against a real SQLite file and the engine trained on the default KB: the delivery
-//! guarantees a platform adapter relies on.
+//! The service against real databases (a SQLite file; PostgreSQL when `KEFU_TEST_DATABASE_URL`
+//! is set) and the engine trained on the default KB: what a platform adapter relies on, and the
+//! faults it must survive.
 
 #![allow(
     clippy::expect_used,
@@ -7,224 +8,192 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
+mod common;
 
-use chrono::Utc;
-use kefu_core::SupportHours;
-use kefu_core::model::{ConversationRef, Inbound, Sender};
-use kefu_nlu::engine::Engine;
-use kefu_nlu::kb::KnowledgeBase;
-use kefu_service::{FloodLimit, Handled, Service, StaffOutcome};
-use kefu_store::Store;
+use chrono::{TimeDelta, Utc};
+use common::{Db, alice, message, message_from, user};
+use kefu_core::delivery::Delivery;
+use kefu_core::model::{ConversationRef, Sender, TicketStatus};
+use kefu_service::{Handled, Service, StaffOutcome};
+use kefu_store::OutboxMessage;
 
-fn kb() -> KnowledgeBase {
-    static KB: OnceLock<KnowledgeBase> = OnceLock::new();
-    KB.get_or_init(|| {
-        kefu_nlu::kb::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/kb"))
-            .expect("default KB")
-    })
-    .clone()
-}
-
-async fn service(db: &Path) -> Service {
-    let store = Store::connect(&format!("sqlite://{}", db.display()))
+/// What waits in the outbox for a conversation, oldest first.
+async fn pending(s: &Service, c: &ConversationRef) -> Vec<OutboxMessage> {
+    s.store()
+        .pending_outbox_for_conversation(c, Utc::now())
         .await
-        .expect("store");
-    let flood = FloodLimit {
-        max_messages: 100,
-        window: Duration::from_secs(10),
+        .unwrap()
+}
+
+/// The texts waiting for a user.
+async fn texts(s: &Service, c: &ConversationRef) -> Vec<String> {
+    pending(s, c)
+        .await
+        .iter()
+        .filter_map(|m| m.user_message().map(|o| o.text.clone()))
+        .collect()
+}
+
+async fn deliver_all(s: &Service, c: &ConversationRef) {
+    for m in pending(s, c).await {
+        s.store()
+            .mark_delivered(m.id, None, Utc::now())
+            .await
+            .unwrap();
+    }
+}
+
+async fn user_lines(s: &Service, c: &ConversationRef) -> Vec<String> {
+    s.store()
+        .transcript(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.sender == Sender::User)
+        .map(|l| l.text)
+        .collect()
+}
+
+async fn open_ticket(s: &Service, id: &str) -> i64 {
+    let opened = s
+        .handle_inbound(&message(id, "转人工"), Utc::now())
+        .await
+        .unwrap();
+    let Handled::Processed {
+        ticket_opened: Some(ticket),
+        ..
+    } = opened
+    else {
+        panic!("a ticket opens: {opened:?}")
     };
-    Service::new(Engine::train(kb()), store, SupportHours::always(), flood)
-}
-
-fn alice() -> ConversationRef {
-    ConversationRef {
-        platform: "telegram".into(),
-        chat_id: "42".into(),
-        user_id: "42".into(),
-    }
-}
-
-fn message(id: &str, text: &str) -> Inbound {
-    Inbound {
-        conversation: alice(),
-        user_name: "Alice".into(),
-        platform_message_id: id.into(),
-        text: text.into(),
-        at: Utc::now(),
-        attachments: Vec::new(),
-        pressed: false,
-    }
+    ticket.id
 }
 
 #[tokio::test]
 async fn the_same_platform_message_delivered_twice_gets_one_reply() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = service(&dir.path().join("k.db")).await;
-    let first = s
-        .handle_inbound(&message("m1", "提币一直没到账"), Utc::now())
-        .await
-        .unwrap();
-    assert!(matches!(first, Handled::Processed { .. }));
-    let replies = s.pending_for(&alice(), Utc::now()).await.unwrap().len();
-    assert!(replies >= 1);
-    let again = s
-        .handle_inbound(&message("m1", "提币一直没到账"), Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(again, Handled::Duplicate);
-    assert_eq!(
-        s.pending_for(&alice(), Utc::now()).await.unwrap().len(),
-        replies,
-        "no second reply"
-    );
-    assert_eq!(
-        s.store()
-            .transcript(&alice())
+    for db in Db::each().await {
+        let s = db.service("a").await;
+        let first = s
+            .handle_inbound(&message("m1", "提币一直没到账"), Utc::now())
             .await
-            .unwrap()
-            .iter()
-            .filter(|l| l.sender == Sender::User)
-            .count(),
-        1
-    );
+            .unwrap();
+        assert!(matches!(first, Handled::Processed { .. }));
+        let replies = texts(&s, &alice()).await.len();
+        assert!(replies >= 1);
+        let again = s
+            .handle_inbound(&message("m1", "提币一直没到账"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again, Handled::Duplicate);
+        assert_eq!(texts(&s, &alice()).await.len(), replies, "no second reply");
+        assert_eq!(user_lines(&s, &alice()).await.len(), 1);
+    }
 }
 
 #[tokio::test]
-async fn a_message_stored_before_a_crash_is_handled_after_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    {
-        // The process stored the message, then died before handling it.
-        let store = Store::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-        store
-            .record_inbound(&message("m7", "怎么联系客服"), "怎么联系客服", Utc::now())
-            .await
-            .unwrap();
-        store.close().await;
+async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
+    for db in Db::each().await {
+        let now = Utc::now();
+        {
+            // A process stored the message, claimed until a second from now, then died.
+            let store = db.store().await;
+            store
+                .record_inbound(
+                    &message("m7", "怎么联系客服"),
+                    "怎么联系客服",
+                    "dead",
+                    now + TimeDelta::seconds(1),
+                    now,
+                )
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        let s = db.service("b").await;
+        assert_eq!(
+            s.recover(now).await.unwrap(),
+            0,
+            "a live claim is never taken over"
+        );
+        assert!(pending(&s, &alice()).await.is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(
+            s.recover(Utc::now()).await.unwrap(),
+            1,
+            "taken over once expired"
+        );
+        assert!(
+            !texts(&s, &alice()).await.is_empty(),
+            "the reply is waiting in the outbox"
+        );
+        assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "handled once");
+        assert_eq!(user_lines(&s, &alice()).await, ["怎么联系客服"]);
     }
-    let s = service(&db).await;
-    assert!(
-        s.pending_for(&alice(), Utc::now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(s.recover(Utc::now()).await.unwrap(), 1);
-    assert!(
-        !s.pending_for(&alice(), Utc::now())
-            .await
-            .unwrap()
-            .is_empty(),
-        "the reply is waiting in the outbox"
-    );
-    assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "handled once");
 }
 
 #[tokio::test]
 async fn undelivered_replies_survive_a_restart_and_are_delivered_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    let pending = {
-        let s = service(&db).await;
+    let db = Db::sqlite();
+    let before = {
+        let s = db.service("a").await;
         s.handle_inbound(&message("m1", "2FA丢了怎么办"), Utc::now())
             .await
             .unwrap();
-        s.pending_for(&alice(), Utc::now()).await.unwrap()
+        pending(&s, &alice()).await
     };
-    assert!(!pending.is_empty());
-    let s = service(&db).await;
-    let after = s.pending_for(&alice(), Utc::now()).await.unwrap();
+    assert!(!before.is_empty());
+    let s = db.service("a").await;
+    let after = pending(&s, &alice()).await;
     assert_eq!(
         after.iter().map(|m| m.id).collect::<Vec<_>>(),
-        pending.iter().map(|m| m.id).collect::<Vec<_>>()
+        before.iter().map(|m| m.id).collect::<Vec<_>>()
     );
-    for m in &after {
-        s.delivered(m.id, Utc::now()).await.unwrap();
-    }
-    assert!(
-        s.pending_for(&alice(), Utc::now())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    deliver_all(&s, &alice()).await;
+    assert!(pending(&s, &alice()).await.is_empty());
 }
 
 #[tokio::test]
 async fn while_staff_hold_the_chat_the_bot_does_not_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = service(&dir.path().join("k.db")).await;
-    let opened = s
-        .handle_inbound(&message("m1", "转人工"), Utc::now())
-        .await
-        .unwrap();
-    let Handled::Processed {
-        ticket_opened: Some(ticket),
-        ..
-    } = opened
-    else {
-        panic!("a ticket opens: {opened:?}")
-    };
-    assert_eq!(
-        s.claim(ticket.id, "bob", Utc::now()).await.unwrap(),
-        StaffOutcome::Done
-    );
-    assert_eq!(
-        s.claim(ticket.id, "carol", Utc::now()).await.unwrap(),
-        StaffOutcome::HeldBy("bob".into())
-    );
-    for m in s.pending_for(&alice(), Utc::now()).await.unwrap() {
-        s.delivered(m.id, Utc::now()).await.unwrap();
-    }
-    s.handle_inbound(&message("m2", "提币失败了怎么办"), Utc::now())
-        .await
-        .unwrap();
-    assert!(
-        s.pending_for(&alice(), Utc::now())
+    for db in Db::each().await {
+        let s = db.service("a").await;
+        let ticket = open_ticket(&s, "m1").await;
+        assert_eq!(
+            s.claim(ticket, "bob", Utc::now()).await.unwrap(),
+            StaffOutcome::Done
+        );
+        assert_eq!(
+            s.claim(ticket, "carol", Utc::now()).await.unwrap(),
+            StaffOutcome::HeldBy("bob".into())
+        );
+        deliver_all(&s, &alice()).await;
+        s.handle_inbound(&message("m2", "提币失败了怎么办"), Utc::now())
             .await
-            .unwrap()
-            .is_empty(),
-        "the bot stays silent"
-    );
-    let transcript = s.store().ticket_transcript(ticket.id).await.unwrap();
-    assert!(
-        transcript
-            .iter()
-            .any(|l| l.sender == Sender::User && l.text == "提币失败了怎么办"),
-        "staff see it"
-    );
-    s.reply(ticket.id, "bob", "我来看看", Utc::now())
-        .await
-        .unwrap();
-    let out = s.pending_for(&alice(), Utc::now()).await.unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].message.text, "我来看看");
+            .unwrap();
+        assert!(texts(&s, &alice()).await.is_empty(), "the bot stays silent");
+        let transcript = s.store().ticket_transcript(ticket).await.unwrap();
+        assert!(
+            transcript
+                .iter()
+                .any(|l| l.sender == Sender::User && l.text == "提币失败了怎么办"),
+            "staff see it"
+        );
+        s.reply(ticket, "bob", "我来看看", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(texts(&s, &alice()).await, ["我来看看"]);
+    }
 }
 
 #[tokio::test]
 async fn the_message_that_opens_a_ticket_belongs_to_the_ticket() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = service(&dir.path().join("k.db")).await;
+    let db = Db::sqlite();
+    let s = db.service("a").await;
     // Context without an intent, so that the human command opens the ticket at once.
     s.handle_inbound(&message("m1", "zzqx vvbn"), Utc::now())
         .await
         .unwrap();
-    let opened = s
-        .handle_inbound(&message("m2", "转人工"), Utc::now())
-        .await
-        .unwrap();
-    let Handled::Processed {
-        ticket_opened: Some(ticket),
-        ..
-    } = opened
-    else {
-        panic!("a ticket opens: {opened:?}")
-    };
-    let lines = s.store().ticket_transcript(ticket.id).await.unwrap();
+    let ticket = open_ticket(&s, "m2").await;
+    let lines = s.store().ticket_transcript(ticket).await.unwrap();
     assert_eq!(
         lines.first().map(|l| (&l.sender, l.text.as_str())),
         Some((&Sender::User, "转人工")),
@@ -238,11 +207,189 @@ async fn the_message_that_opens_a_ticket_belongs_to_the_ticket() {
         !lines.iter().any(|l| l.text == "zzqx vvbn"),
         "earlier turns stay the conversation's context, not the ticket's: {lines:?}"
     );
-    let whole = s.store().transcript(&alice()).await.unwrap();
-    let users: Vec<&str> = whole
-        .iter()
-        .filter(|l| l.sender == Sender::User)
-        .map(|l| l.text.as_str())
-        .collect();
-    assert_eq!(users, ["zzqx vvbn", "转人工"], "the whole conversation");
+    assert_eq!(user_lines(&s, &alice()).await, ["zzqx vvbn", "转人工"]);
+}
+
+#[tokio::test]
+async fn a_conversation_whose_ticket_was_closed_elsewhere_is_repaired_and_answers_again() {
+    for db in Db::each().await {
+        let s = db.service("a").await;
+        let ticket = open_ticket(&s, "m1").await;
+        assert_eq!(
+            s.claim(ticket, "bob", Utc::now()).await.unwrap(),
+            StaffOutcome::Done
+        );
+        deliver_all(&s, &alice()).await;
+        // The ticket is resolved without the conversation's step (a crash between the two
+        // commits of an older version, or a hand edit): the conversation still says "with staff".
+        s.store().resolve(ticket, "bob", Utc::now()).await.unwrap();
+        s.handle_inbound(&message("m2", "提币一直没到账"), Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            !texts(&s, &alice()).await.is_empty(),
+            "the bot answers again instead of staying silent for good"
+        );
+        deliver_all(&s, &alice()).await;
+        s.handle_inbound(&message("m3", "转人工"), Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            !texts(&s, &alice()).await.is_empty(),
+            "the human command is answered"
+        );
+        let saved = s.store().conversation(&alice()).await.unwrap().unwrap();
+        let state: kefu_core::ConversationState =
+            serde_json::from_value(saved.state.expect("a saved state")).unwrap();
+        assert!(
+            !matches!(state.phase, kefu_core::Phase::WithStaff { .. }),
+            "no longer with staff: {:?}",
+            state.phase
+        );
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_ticket_closes_its_staff_space() {
+    for db in Db::each().await {
+        let s = db
+            .service_with("a", |c| c.staff_spaces = vec!["telegram".into()])
+            .await;
+        let ticket = open_ticket(&s, "m1").await;
+        let cancel = s
+            .handle_inbound(&message("m2", "/cancel"), Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(cancel, Handled::Processed { .. }), "{cancel:?}");
+        let t = s.store().ticket(ticket).await.unwrap().unwrap();
+        assert_eq!(t.status, TicketStatus::Cancelled);
+        let rows = s
+            .store()
+            .pending_outbox(Some("telegram"), 100)
+            .await
+            .unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| matches!(r.delivery, Delivery::CloseStaffSpace { ticket_id } if ticket_id == ticket)),
+            "the staff space is closed: {:?}",
+            rows.iter().map(|r| r.delivery.kind()).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_reaches_every_staff_space_with_its_summary_and_later_lines_in_order() {
+    for db in Db::each().await {
+        let s = db
+            .service_with("a", |c| {
+                c.staff_spaces = vec!["telegram".into(), "discord".into()];
+            })
+            .await;
+        let ticket = open_ticket(&s, "m1").await;
+        s.handle_inbound(&message("m2", "txid 0xabc123 金额 50 USDT"), Utc::now())
+            .await
+            .unwrap();
+        s.handle_inbound(&message("m3", "还在吗"), Utc::now())
+            .await
+            .unwrap();
+        for platform in ["telegram", "discord"] {
+            let rows: Vec<_> = s
+                .store()
+                .pending_outbox(Some(platform), 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.delivery.ticket_id() == Some(ticket))
+                .collect();
+            let kinds: Vec<&str> = rows.iter().map(|r| r.delivery.kind()).collect();
+            assert_eq!(kinds.first(), Some(&"staff_open"), "{platform}: {kinds:?}");
+            let posts: Vec<String> = rows
+                .iter()
+                .filter_map(|r| match &r.delivery {
+                    Delivery::StaffPost { post, .. } => Some(post.text.clone()),
+                    _ => None,
+                })
+                .collect();
+            let first = posts
+                .iter()
+                .position(|p| p.contains("0xabc123"))
+                .expect("relayed");
+            let second = posts
+                .iter()
+                .position(|p| p.contains("还在吗"))
+                .expect("relayed");
+            assert!(first < second, "in order: {posts:?}");
+            assert!(
+                rows.iter()
+                    .all(|r| r.destination == format!("staff:{ticket}")),
+                "one destination per ticket and platform"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nul_byte_or_control_characters_never_stop_a_message() {
+    for db in Db::each().await {
+        let s = db.service("a").await;
+        let handled = s
+            .handle_inbound(&message("m1", "提币\0没到账\u{1b}[2J\u{7}"), Utc::now())
+            .await
+            .unwrap();
+        assert!(matches!(handled, Handled::Processed { .. }), "{handled:?}");
+        let lines = user_lines(&s, &alice()).await;
+        assert_eq!(lines.len(), 1);
+        assert!(
+            !lines[0]
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{:?}",
+            lines[0]
+        );
+        assert!(!texts(&s, &alice()).await.is_empty(), "answered");
+    }
+}
+
+#[tokio::test]
+async fn a_huge_message_is_cut_stored_short_and_the_user_told() {
+    let db = Db::sqlite();
+    let s = db.service("a").await;
+    let huge = "提币没到账 ".repeat(200_000);
+    assert!(huge.len() > 2_000_000);
+    let handled = s
+        .handle_inbound(&message("m1", &huge), Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Processed { .. }), "{handled:?}");
+    let lines = user_lines(&s, &alice()).await;
+    assert!(
+        lines[0].len() <= s.config().max_message_bytes,
+        "stored {} bytes",
+        lines[0].len()
+    );
+    let said = texts(&s, &alice()).await.join("\n");
+    assert!(
+        said.contains(&kefu_core::messages::message_cut(kefu_core::Lang::Zh)),
+        "the user is told the message was cut: {said}"
+    );
+}
+
+#[tokio::test]
+async fn flood_control_is_counted_in_the_database_so_every_instance_shares_it() {
+    let db = Db::sqlite();
+    let edit = |c: &mut kefu_service::ServiceConfig| c.flood.max_messages = 3;
+    let a = db.service_with("a", edit).await;
+    let b = db.service_with("b", edit).await;
+    let bob = user(7);
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.handle_inbound(&message_from(&bob, &format!("f{i}"), "你好"), Utc::now())
+            .await
+            .unwrap();
+    }
+    let replies = texts(&a, &bob).await;
+    assert!(
+        replies.len() < 6,
+        "over the limit across two instances, not every message is answered: {replies:?}"
+    );
 }

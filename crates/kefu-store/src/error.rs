@@ -32,6 +32,26 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// The URL cannot work as a database (empty, in-memory, no file named).
+    #[error(
+        "database.url {url:?} cannot be used: {reason}; fix: give a SQLite file (sqlite://kefu.db) or postgres://user@host/db"
+    )]
+    BadUrl {
+        /// The URL, password removed.
+        url: String,
+        /// Why not.
+        reason: &'static str,
+    },
+
+    /// The database server did not answer in time.
+    #[error("could not connect to the database at {url} within {}s: is the server running and reachable?", after.as_secs())]
+    ConnectTimeout {
+        /// The URL, password removed.
+        url: String,
+        /// How long the connection was tried.
+        after: std::time::Duration,
+    },
+
     /// The schema migrations failed to apply.
     #[error("could not apply the database migrations at {url}")]
     Migrate {
@@ -91,6 +111,49 @@ pub enum StoreError {
         /// What was wrong.
         what: String,
     },
+}
+
+impl StoreError {
+    /// True when the failure says nothing about the data — the database is unreachable, busy,
+    /// restarting, or a transaction lost a race — so the same operation may succeed later;
+    /// false when the data itself is refused (a value the database cannot store, a constraint),
+    /// which no retry can fix.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::ConnectTimeout { .. } => true,
+            Self::Database { source, .. } => transient_sqlx(source),
+            Self::UnsupportedUrl { .. }
+            | Self::BadUrl { .. }
+            | Self::InvalidUrl { .. }
+            | Self::Migrate { .. }
+            | Self::DuplicateTicketCode { .. }
+            | Self::UnknownConversation { .. }
+            | Self::RouteTaken { .. }
+            | Self::InvalidRating { .. }
+            | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // PostgreSQL: connection exceptions (08…), serialization failure and deadlock
+            // (40…), insufficient resources (53…), operator intervention such as a restart (57…).
+            // SQLite: BUSY (5) and LOCKED (6), with their extended codes (x + 256·n).
+            let sqlite_busy = code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+            ["08", "40", "53", "57"].iter().any(|p| code.starts_with(p)) || sqlite_busy
+        }
+        _ => false,
+    }
 }
 
 /// Shorthand for the store's results.

@@ -48,7 +48,7 @@ pub mod types;
 pub use error::{Result, StoreError, redact_url};
 pub use store::{Store, UnitOfWork};
 pub use types::{
-    Backend, CancelOutcome, ClaimOutcome, Conversation, InboundOutcome, Miss, MissSummary,
-    NewTicket, OpenTicket, OutboxMessage, Rating, ResolveOutcome, StoreOptions, StoredInbound,
-    User,
+    Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
+    Miss, MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
+    ResolveOutcome, StoreOptions, StoredInbound, User,
 };

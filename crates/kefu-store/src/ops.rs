@@ -7,9 +7,10 @@
 //! PostgreSQL's precision, so both backends hand back exactly what they were given.
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use kefu_core::delivery::Delivery;
 use kefu_core::model::{
-    Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket, TicketStatus,
-    TranscriptLine,
+    Attachment, Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket,
+    TicketStatus, TranscriptLine,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -17,8 +18,9 @@ use sqlx::{PgConnection, SqliteConnection};
 
 use crate::error::{Result, StoreError, db};
 use crate::types::{
-    CancelOutcome, ClaimOutcome, Conversation, InboundOutcome, Miss, MissSummary, NewTicket,
-    OpenTicket, OutboxMessage, Rating, ResolveOutcome, StoredInbound, User,
+    CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome, Miss,
+    MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome, ResolveOutcome,
+    StoredInbound, User,
 };
 
 /// A borrowed connection (or open transaction) of either backend.
@@ -218,36 +220,82 @@ impl TryFrom<LineRow> for TranscriptLine {
 struct OutboxRow {
     id: i64,
     platform: String,
-    chat_id: String,
-    user_id: String,
+    destination: String,
+    kind: String,
+    chat_id: Option<String>,
+    user_id: Option<String>,
+    ticket_id: Option<i64>,
     text: String,
     buttons: Json<Vec<Button>>,
     reply_to: Option<String>,
+    payload: Json<Value>,
     created_at: DateTime<Utc>,
     attempts: i64,
     next_attempt_at: DateTime<Utc>,
     last_error: Option<String>,
 }
 
-impl From<OutboxRow> for OutboxMessage {
-    fn from(r: OutboxRow) -> Self {
-        OutboxMessage {
-            id: r.id,
-            message: Outgoing {
-                conversation: ConversationRef {
-                    platform: r.platform,
-                    chat_id: r.chat_id,
-                    user_id: r.user_id,
-                },
-                text: r.text,
-                buttons: r.buttons.0,
-                reply_to: r.reply_to,
+impl TryFrom<OutboxRow> for OutboxMessage {
+    type Error = StoreError;
+
+    fn try_from(r: OutboxRow) -> Result<Self> {
+        let corrupt = |what: &str| StoreError::Corrupt {
+            what: format!("outbox row {} ({}): {what}", r.id, r.kind),
+        };
+        let conversation = || -> Result<ConversationRef> {
+            match (&r.chat_id, &r.user_id) {
+                (Some(chat_id), Some(user_id)) => Ok(ConversationRef {
+                    platform: r.platform.clone(),
+                    chat_id: chat_id.clone(),
+                    user_id: user_id.clone(),
+                }),
+                _ => Err(corrupt("no conversation")),
+            }
+        };
+        let ticket_id = || r.ticket_id.ok_or_else(|| corrupt("no ticket"));
+        let payload_str = |key: &str| {
+            r.payload
+                .0
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| corrupt(&format!("no {key} in the payload")))
+        };
+        let delivery = match r.kind.as_str() {
+            "user_message" => Delivery::UserMessage(Outgoing {
+                conversation: conversation()?,
+                text: r.text.clone(),
+                buttons: r.buttons.0.clone(),
+                reply_to: r.reply_to.clone(),
+            }),
+            "delete_message" => Delivery::DeleteUserMessage {
+                conversation: conversation()?,
+                platform_message_id: payload_str("message_id")?,
             },
+            "staff_open" => Delivery::OpenStaffSpace {
+                ticket_id: ticket_id()?,
+                title: payload_str("title")?,
+            },
+            "staff_post" => Delivery::StaffPost {
+                ticket_id: ticket_id()?,
+                post: serde_json::from_value(r.payload.0.clone())
+                    .map_err(|e| corrupt(&format!("unreadable staff post: {e}")))?,
+            },
+            "staff_close" => Delivery::CloseStaffSpace {
+                ticket_id: ticket_id()?,
+            },
+            other => return Err(corrupt(&format!("unknown kind {other:?}"))),
+        };
+        Ok(OutboxMessage {
+            id: r.id,
+            platform: r.platform,
+            destination: r.destination,
+            delivery,
             created_at: r.created_at,
             attempts: r.attempts,
             next_attempt_at: r.next_attempt_at,
             last_error: r.last_error,
-        }
+        })
     }
 }
 
@@ -263,6 +311,31 @@ struct InboundRow {
     text: String,
     sent_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
+    attachments: Json<Vec<Attachment>>,
+    pressed: bool,
+    attempts: i64,
+}
+
+impl From<InboundRow> for StoredInbound {
+    fn from(r: InboundRow) -> Self {
+        StoredInbound {
+            id: r.id,
+            conversation: ConversationRef {
+                platform: r.platform,
+                chat_id: r.chat_id,
+                user_id: r.user_id,
+            },
+            conversation_id: r.conversation_id,
+            user_name: r.user_name,
+            platform_message_id: r.platform_message_id,
+            text: r.text,
+            sent_at: r.sent_at,
+            received_at: r.received_at,
+            attachments: r.attachments.0,
+            pressed: r.pressed,
+            attempts: r.attempts,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -285,10 +358,13 @@ struct ConversationRow {
 // ---------------------------------------------------------------------------------------------
 // Inbound messages and users
 
+/// Records an inbound message once, leased to `owner` until `lease_until` for its handling.
 pub(crate) async fn record_inbound(
     conn: Conn<'_>,
     inbound: &Inbound,
     redacted_text: &str,
+    owner: &str,
+    lease_until: DateTime<Utc>,
     received_at: DateTime<Utc>,
 ) -> Result<InboundOutcome> {
     let cref = &inbound.conversation;
@@ -309,8 +385,9 @@ pub(crate) async fn record_inbound(
         let conversation_id = ensure_conversation!(c, cref);
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO inbound_messages \
-             (platform, chat_id, platform_message_id, conversation_id, user_name, text, sent_at, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             (platform, chat_id, platform_message_id, conversation_id, user_name, text, sent_at, \
+              received_at, attachments, pressed, lease_owner, lease_expires_at, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1) \
              ON CONFLICT (platform, chat_id, platform_message_id) DO NOTHING RETURNING id",
         )
         .bind(&cref.platform)
@@ -321,6 +398,10 @@ pub(crate) async fn record_inbound(
         .bind(redacted_text)
         .bind(micros(inbound.at))
         .bind(received_at)
+        .bind(Json(&inbound.attachments))
+        .bind(inbound.pressed)
+        .bind(owner)
+        .bind(micros(lease_until))
         .fetch_optional(&mut *c)
         .await
         .map_err(db("record an inbound message"))?;
@@ -328,55 +409,246 @@ pub(crate) async fn record_inbound(
     })
 }
 
-pub(crate) async fn unprocessed_inbound(conn: Conn<'_>, limit: i64) -> Result<Vec<StoredInbound>> {
-    let rows: Vec<InboundRow> = dispatch!(conn, |c, pg| {
-        sqlx::query_as(
-            "SELECT i.id, c.platform, c.chat_id, c.user_id, i.conversation_id, i.user_name, \
-             i.platform_message_id, i.text, i.sent_at, i.received_at \
-             FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
-             WHERE i.processed_at IS NULL ORDER BY i.received_at, i.id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(c)
-        .await
-        .map_err(db("list unprocessed inbound messages"))?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|r| StoredInbound {
-            id: r.id,
-            conversation: ConversationRef {
-                platform: r.platform,
-                chat_id: r.chat_id,
-                user_id: r.user_id,
-            },
-            conversation_id: r.conversation_id,
-            user_name: r.user_name,
-            platform_message_id: r.platform_message_id,
-            text: r.text,
-            sent_at: r.sent_at,
-            received_at: r.received_at,
-        })
-        .collect())
+/// The columns [`InboundRow`] reads, `i` being inbound_messages and `c` conversations.
+macro_rules! inbound_columns {
+    () => {
+        "i.id, c.platform, c.chat_id, c.user_id, i.conversation_id, i.user_name, \
+         i.platform_message_id, i.text, i.sent_at, i.received_at, i.attachments, i.pressed, i.attempts"
+    };
 }
 
-pub(crate) async fn mark_processed(
+/// Takes over unprocessed messages whose lease expired (their handler died or gave up), oldest
+/// first, leasing them to `owner`. Messages whose handling began `max_attempts` times already are
+/// set aside as failed instead: one message that always fails must not be retried forever.
+pub(crate) async fn claim_stale_inbound(
+    conn: Conn<'_>,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+    max_attempts: i64,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<StoredInbound>> {
+    let now = micros(now);
+    let rows: Vec<InboundRow> = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE inbound_messages SET failed_at = $2, failure = $3 \
+             WHERE processed_at IS NULL AND failed_at IS NULL AND attempts >= $1 \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $2)",
+        )
+        .bind(max_attempts)
+        .bind(now)
+        .bind(format!("handling failed {max_attempts} times"))
+        .execute(&mut *c)
+        .await
+        .map_err(db("set aside messages whose handling keeps failing"))?;
+        let sql = if pg {
+            "UPDATE inbound_messages SET lease_owner = $1, lease_expires_at = $2, \
+             attempts = attempts + 1 WHERE id IN (SELECT id FROM inbound_messages \
+             WHERE processed_at IS NULL AND failed_at IS NULL \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+             ORDER BY received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id"
+        } else {
+            "UPDATE inbound_messages SET lease_owner = $1, lease_expires_at = $2, \
+             attempts = attempts + 1 WHERE id IN (SELECT id FROM inbound_messages \
+             WHERE processed_at IS NULL AND failed_at IS NULL \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+             ORDER BY received_at, id LIMIT $4) RETURNING id"
+        };
+        let ids: Vec<i64> = sqlx::query_scalar(sql)
+            .bind(owner)
+            .bind(micros(lease_until))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db("take over unprocessed inbound messages"))?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: InboundRow = sqlx::query_as(concat!(
+                "SELECT ",
+                inbound_columns!(),
+                " FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
+                 WHERE i.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db("read an inbound message"))?;
+            rows.push(row);
+        }
+        rows
+    });
+    let mut out: Vec<StoredInbound> = rows.into_iter().map(StoredInbound::from).collect();
+    out.sort_by_key(|m| (m.received_at, m.id));
+    Ok(out)
+}
+
+/// Marks an inbound message handled — only while `owner` still holds its lease and it is neither
+/// handled nor set aside. `false` means another handler took it over: the caller's turn must not
+/// commit. On PostgreSQL this also locks the row until commit, so a concurrent take-over waits for
+/// the turn and then finds it handled.
+pub(crate) async fn finish_inbound(
     conn: Conn<'_>,
     inbound_id: i64,
+    owner: &str,
     at: DateTime<Utc>,
 ) -> Result<bool> {
     let done = dispatch!(conn, |c, pg| {
         sqlx::query(
-            "UPDATE inbound_messages SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL",
+            "UPDATE inbound_messages SET processed_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND processed_at IS NULL AND failed_at IS NULL",
         )
         .bind(inbound_id)
+        .bind(owner)
         .bind(micros(at))
         .execute(c)
         .await
-        .map_err(db("mark an inbound message processed"))?
+        .map_err(db("mark an inbound message handled"))?
         .rows_affected()
     });
     Ok(done == 1)
+}
+
+/// Sets an inbound message aside for good: its handling can never succeed.
+pub(crate) async fn fail_inbound(
+    conn: Conn<'_>,
+    inbound_id: i64,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let done = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE inbound_messages SET failed_at = $3, failure = $2, lease_owner = NULL, \
+             lease_expires_at = NULL WHERE id = $1 AND processed_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(inbound_id)
+        .bind(reason)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db("set an inbound message aside"))?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// How many messages a conversation received since `since` (flood control, shared by every
+/// instance on the database).
+pub(crate) async fn count_recent_inbound(
+    conn: Conn<'_>,
+    conversation_id: i64,
+    since: DateTime<Utc>,
+) -> Result<i64> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inbound_messages \
+             WHERE conversation_id = $1 AND received_at > $2 AND pressed = $3",
+        )
+        .bind(conversation_id)
+        .bind(micros(since))
+        .bind(false)
+        .fetch_one(c)
+        .await
+        .map_err(db("count a conversation's recent messages"))
+    })
+}
+
+/// The conversation's inbound messages received after `since` and before message `before_id`,
+/// oldest first, at most `limit` (the most recent ones): the window a seed phrase split over
+/// messages is looked for in.
+pub(crate) async fn recent_inbound_texts(
+    conn: Conn<'_>,
+    conversation_id: i64,
+    before_id: i64,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>> {
+    let mut rows: Vec<(i64, String)> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT id, text FROM inbound_messages WHERE conversation_id = $1 AND id < $2 \
+             AND received_at > $3 ORDER BY id DESC LIMIT $4",
+        )
+        .bind(conversation_id)
+        .bind(before_id)
+        .bind(micros(since))
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("read a conversation's recent messages"))?
+    });
+    rows.reverse();
+    Ok(rows)
+}
+
+/// Replaces an inbound message's text — and the text of the transcript line and miss recorded
+/// from it — with `redacted`: a secret found after the message was stored.
+pub(crate) async fn redact_inbound(conn: Conn<'_>, inbound_id: i64, redacted: &str) -> Result<()> {
+    dispatch!(conn, |c, pg| {
+        for (sql, what) in [
+            (
+                "UPDATE inbound_messages SET text = $2 WHERE id = $1",
+                "redact an inbound message",
+            ),
+            (
+                "UPDATE transcript_lines SET text = $2 WHERE inbound_id = $1",
+                "redact a transcript line",
+            ),
+            (
+                "UPDATE misses SET text = $2 WHERE inbound_id = $1",
+                "redact a miss",
+            ),
+        ] {
+            sqlx::query(sql)
+                .bind(inbound_id)
+                .bind(redacted)
+                .execute(&mut *c)
+                .await
+                .map_err(db(what))?;
+        }
+    });
+    Ok(())
+}
+
+/// Records a platform update that could never be stored.
+pub(crate) async fn record_dead_letter(conn: Conn<'_>, letter: &DeadLetter) -> Result<i64> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO dead_letters (platform, source, chat_id, reason, at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&letter.platform)
+        .bind(&letter.source)
+        .bind(letter.chat_id.as_deref())
+        .bind(&letter.reason)
+        .bind(micros(letter.at))
+        .fetch_one(c)
+        .await
+        .map_err(db("record a dead letter"))
+    })
+}
+
+pub(crate) async fn dead_letters(conn: Conn<'_>, limit: i64) -> Result<Vec<DeadLetter>> {
+    type Row = (String, String, Option<String>, String, DateTime<Utc>);
+    let rows: Vec<Row> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT platform, source, chat_id, reason, at FROM dead_letters \
+                 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list dead letters"))?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(platform, source, chat_id, reason, at)| DeadLetter {
+            platform,
+            source,
+            chat_id,
+            reason,
+            at,
+        })
+        .collect())
 }
 
 pub(crate) async fn user(conn: Conn<'_>, platform: &str, user_id: &str) -> Result<Option<User>> {
@@ -505,6 +777,7 @@ pub(crate) async fn append_transcript(
     conn: Conn<'_>,
     conversation_id: i64,
     ticket_id: Option<i64>,
+    inbound_id: Option<i64>,
     line: &TranscriptLine,
 ) -> Result<i64> {
     let (kind, name) = match &line.sender {
@@ -514,8 +787,8 @@ pub(crate) async fn append_transcript(
     };
     dispatch!(conn, |c, pg| {
         sqlx::query_scalar(
-            "INSERT INTO transcript_lines (conversation_id, ticket_id, at, sender_kind, sender_name, text) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO transcript_lines (conversation_id, ticket_id, at, sender_kind, sender_name, text, inbound_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(conversation_id)
         .bind(ticket_id)
@@ -523,6 +796,7 @@ pub(crate) async fn append_transcript(
         .bind(kind)
         .bind(name)
         .bind(&line.text)
+        .bind(inbound_id)
         .fetch_one(c)
         .await
         .map_err(db("append to a transcript"))
@@ -909,6 +1183,38 @@ pub(crate) async fn cancel(
     })
 }
 
+pub(crate) async fn release(conn: Conn<'_>, ticket_id: i64, staff: &str) -> Result<ReleaseOutcome> {
+    dispatch!(conn, |c, pg| {
+        let done: Option<i64> = sqlx::query_scalar(
+            "UPDATE tickets SET status = 'queued', assignee = NULL, claimed_at = NULL \
+             WHERE id = $1 AND status = 'claimed' AND assignee = $2 RETURNING id",
+        )
+        .bind(ticket_id)
+        .bind(staff)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db("release a ticket"))?;
+        if done.is_some() {
+            return Ok(ReleaseOutcome::Released);
+        }
+        Ok(match status_of!(c, ticket_id) {
+            None => ReleaseOutcome::NotFound,
+            Some((TicketStatus::Queued, _)) => ReleaseOutcome::NotClaimed,
+            Some((TicketStatus::Claimed, assignee)) => ReleaseOutcome::HeldBy(holder(assignee)),
+            Some((TicketStatus::Resolved | TicketStatus::Cancelled, _)) => ReleaseOutcome::Closed,
+        })
+    })
+}
+
+pub(crate) async fn queued_count(conn: Conn<'_>) -> Result<i64> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE status = 'queued'")
+            .fetch_one(c)
+            .await
+            .map_err(db("count the queue"))
+    })
+}
+
 pub(crate) async fn queue_position(conn: Conn<'_>, ticket_id: i64) -> Result<Option<u32>> {
     let ahead: i64 = dispatch!(conn, |c, pg| {
         // Counts the queued tickets served no later than this one, itself included.
@@ -1013,74 +1319,172 @@ pub(crate) async fn ticket_by_staff_thread(
 // ---------------------------------------------------------------------------------------------
 // Outbox
 
-pub(crate) async fn enqueue(conn: Conn<'_>, message: &Outgoing, at: DateTime<Utc>) -> Result<i64> {
+/// The outbox columns a [`Delivery`] fills (besides platform, times and counters).
+struct OutboxColumns<'a> {
+    chat_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    ticket_id: Option<i64>,
+    text: &'a str,
+    buttons: &'a [Button],
+    reply_to: Option<&'a str>,
+    payload: Value,
+}
+
+fn outbox_columns(delivery: &Delivery) -> Result<OutboxColumns<'_>> {
+    Ok(match delivery {
+        Delivery::UserMessage(m) => OutboxColumns {
+            chat_id: Some(&m.conversation.chat_id),
+            user_id: Some(&m.conversation.user_id),
+            ticket_id: None,
+            text: &m.text,
+            buttons: &m.buttons,
+            reply_to: m.reply_to.as_deref(),
+            payload: Value::Object(Default::default()),
+        },
+        Delivery::DeleteUserMessage {
+            conversation,
+            platform_message_id,
+        } => OutboxColumns {
+            chat_id: Some(&conversation.chat_id),
+            user_id: Some(&conversation.user_id),
+            ticket_id: None,
+            text: "",
+            buttons: &[],
+            reply_to: None,
+            payload: serde_json::json!({ "message_id": platform_message_id }),
+        },
+        Delivery::OpenStaffSpace { ticket_id, title } => OutboxColumns {
+            chat_id: None,
+            user_id: None,
+            ticket_id: Some(*ticket_id),
+            text: "",
+            buttons: &[],
+            reply_to: None,
+            payload: serde_json::json!({ "title": title }),
+        },
+        Delivery::StaffPost { ticket_id, post } => OutboxColumns {
+            chat_id: None,
+            user_id: None,
+            ticket_id: Some(*ticket_id),
+            text: &post.text,
+            buttons: &post.buttons,
+            reply_to: post.reply_to.as_deref(),
+            payload: serde_json::to_value(post).map_err(|e| StoreError::Corrupt {
+                what: format!("a staff post that cannot be encoded: {e}"),
+            })?,
+        },
+        Delivery::CloseStaffSpace { ticket_id } => OutboxColumns {
+            chat_id: None,
+            user_id: None,
+            ticket_id: Some(*ticket_id),
+            text: "",
+            buttons: &[],
+            reply_to: None,
+            payload: Value::Object(Default::default()),
+        },
+    })
+}
+
+pub(crate) async fn enqueue_delivery(
+    conn: Conn<'_>,
+    platform: &str,
+    delivery: &Delivery,
+    at: DateTime<Utc>,
+) -> Result<i64> {
     let at = micros(at);
-    let cref = &message.conversation;
+    let cols = outbox_columns(delivery)?;
+    let destination = delivery.destination();
     dispatch!(conn, |c, pg| {
         sqlx::query_scalar(
-            "INSERT INTO outbox (platform, chat_id, user_id, text, buttons, reply_to, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+            "INSERT INTO outbox (platform, destination, kind, chat_id, user_id, ticket_id, text, \
+             buttons, reply_to, payload, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
         )
-        .bind(&cref.platform)
-        .bind(&cref.chat_id)
-        .bind(&cref.user_id)
-        .bind(&message.text)
-        .bind(Json(&message.buttons))
-        .bind(message.reply_to.as_deref())
+        .bind(platform)
+        .bind(&destination)
+        .bind(delivery.kind())
+        .bind(cols.chat_id)
+        .bind(cols.user_id)
+        .bind(cols.ticket_id)
+        .bind(cols.text)
+        .bind(Json(cols.buttons))
+        .bind(cols.reply_to)
+        .bind(Json(&cols.payload))
         .bind(at)
         .fetch_one(c)
         .await
-        .map_err(db("enqueue an outgoing message"))
+        .map_err(db("enqueue a delivery"))
     })
 }
 
 /// The columns [`OutboxRow`] reads.
 macro_rules! outbox_select {
     () => {
-        "SELECT id, platform, chat_id, user_id, text, buttons, reply_to, created_at, attempts, \
-         next_attempt_at, last_error FROM outbox "
+        "SELECT id, platform, destination, kind, chat_id, user_id, ticket_id, text, buttons, \
+         reply_to, payload, created_at, attempts, next_attempt_at, last_error FROM outbox "
     };
 }
 
-pub(crate) async fn pending_outbox(
-    conn: Conn<'_>,
-    limit: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<OutboxMessage>> {
-    let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
-        sqlx::query_as(concat!(
-            outbox_select!(),
-            "WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
-        ))
-        .bind(micros(now))
-        .bind(limit)
-        .fetch_all(c)
-        .await
-        .map_err(db("list pending outgoing messages"))?
-    });
-    Ok(rows.into_iter().map(OutboxMessage::from).collect())
-}
-
-pub(crate) async fn pending_outbox_for_platform(
+/// Leases the first undelivered row of up to `limit` destinations of `platform` that are due and
+/// not leased by a live worker, for `owner` until `lease_until`.
+///
+/// Only a destination's *first* undelivered row is ever leased, so a destination is in one
+/// worker's hands at a time and its rows go out in order, whatever the number of workers and
+/// instances. On PostgreSQL the candidates are locked with `FOR UPDATE SKIP LOCKED`: concurrent
+/// workers pass over each other's candidates instead of waiting for them; on SQLite the statement
+/// runs under the database's single write lock.
+pub(crate) async fn lease_due_outbox(
     conn: Conn<'_>,
     platform: &str,
+    owner: &str,
+    lease_until: DateTime<Utc>,
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<OutboxMessage>> {
     let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
-        sqlx::query_as(concat!(
-            outbox_select!(),
-            "WHERE platform = $1 AND delivered_at IS NULL AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at, id LIMIT $3"
-        ))
-        .bind(platform)
-        .bind(micros(now))
-        .bind(limit)
-        .fetch_all(c)
-        .await
-        .map_err(db("list a platform's pending outgoing messages"))?
+        let sql = if pg {
+            concat!(
+                "UPDATE outbox SET lease_owner = $2, lease_expires_at = $3 WHERE id IN (",
+                "SELECT o.id FROM outbox o WHERE o.platform = $1 AND o.delivered_at IS NULL ",
+                "AND o.failed_at IS NULL AND o.next_attempt_at <= $4 ",
+                "AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= $4) ",
+                "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.platform = o.platform ",
+                "AND p.destination = o.destination AND p.id < o.id ",
+                "AND p.delivered_at IS NULL AND p.failed_at IS NULL) ",
+                "ORDER BY o.id LIMIT $5 FOR UPDATE SKIP LOCKED) ",
+                "RETURNING id, platform, destination, kind, chat_id, user_id, ticket_id, text, buttons, ",
+                "reply_to, payload, created_at, attempts, next_attempt_at, last_error"
+            )
+        } else {
+            concat!(
+                "UPDATE outbox SET lease_owner = $2, lease_expires_at = $3 WHERE id IN (",
+                "SELECT o.id FROM outbox o WHERE o.platform = $1 AND o.delivered_at IS NULL ",
+                "AND o.failed_at IS NULL AND o.next_attempt_at <= $4 ",
+                "AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= $4) ",
+                "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.platform = o.platform ",
+                "AND p.destination = o.destination AND p.id < o.id ",
+                "AND p.delivered_at IS NULL AND p.failed_at IS NULL) ",
+                "ORDER BY o.id LIMIT $5) ",
+                "RETURNING id, platform, destination, kind, chat_id, user_id, ticket_id, text, buttons, ",
+                "reply_to, payload, created_at, attempts, next_attempt_at, last_error"
+            )
+        };
+        sqlx::query_as(sql)
+            .bind(platform)
+            .bind(owner)
+            .bind(micros(lease_until))
+            .bind(micros(now))
+            .bind(limit)
+            .fetch_all(c)
+            .await
+            .map_err(db("lease due deliveries"))?
     });
-    Ok(rows.into_iter().map(OutboxMessage::from).collect())
+    let mut out: Vec<OutboxMessage> = rows
+        .into_iter()
+        .map(OutboxMessage::try_from)
+        .collect::<Result<_>>()?;
+    out.sort_by_key(|m| m.id);
+    Ok(out)
 }
 
 pub(crate) async fn pending_outbox_for_conversation(
@@ -1092,7 +1496,7 @@ pub(crate) async fn pending_outbox_for_conversation(
         sqlx::query_as(concat!(
             outbox_select!(),
             "WHERE platform = $1 AND chat_id = $2 AND user_id = $3 AND delivered_at IS NULL \
-             AND next_attempt_at <= $4 ORDER BY next_attempt_at, id"
+             AND failed_at IS NULL AND next_attempt_at <= $4 ORDER BY id"
         ))
         .bind(&cref.platform)
         .bind(&cref.chat_id)
@@ -1100,22 +1504,74 @@ pub(crate) async fn pending_outbox_for_conversation(
         .bind(micros(now))
         .fetch_all(c)
         .await
-        .map_err(db("list a conversation's pending outgoing messages"))?
+        .map_err(db("list a conversation's pending deliveries"))?
     });
-    Ok(rows.into_iter().map(OutboxMessage::from).collect())
+    rows.into_iter().map(OutboxMessage::try_from).collect()
 }
 
-pub(crate) async fn mark_delivered(conn: Conn<'_>, id: i64, at: DateTime<Utc>) -> Result<bool> {
+pub(crate) async fn pending_outbox(
+    conn: Conn<'_>,
+    platform: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxMessage>> {
+    let rows: Vec<OutboxRow> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(concat!(
+            outbox_select!(),
+            "WHERE ($1 IS NULL OR platform = $1) AND delivered_at IS NULL AND failed_at IS NULL \
+             ORDER BY id LIMIT $2"
+        ))
+        .bind(platform)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list pending deliveries"))?
+    });
+    rows.into_iter().map(OutboxMessage::try_from).collect()
+}
+
+pub(crate) async fn mark_delivered(
+    conn: Conn<'_>,
+    id: i64,
+    sent_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool> {
     let n = dispatch!(conn, |c, pg| {
         sqlx::query(
-            "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL \
-             WHERE id = $1 AND delivered_at IS NULL",
+            "UPDATE outbox SET delivered_at = $2, sent_id = $3, attempts = attempts + 1, \
+             last_error = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
         )
         .bind(id)
         .bind(micros(at))
+        .bind(sent_id)
         .execute(c)
         .await
-        .map_err(db("mark a message delivered"))?
+        .map_err(db("mark a delivery done"))?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+pub(crate) async fn retry_later(
+    conn: Conn<'_>,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+    count_attempt: bool,
+) -> Result<bool> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + $4, last_error = $2, next_attempt_at = $3, \
+             lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(micros(retry_at))
+        .bind(i64::from(count_attempt))
+        .execute(c)
+        .await
+        .map_err(db("record a failed delivery attempt"))?
         .rows_affected()
     });
     Ok(n == 1)
@@ -1125,22 +1581,74 @@ pub(crate) async fn mark_failed(
     conn: Conn<'_>,
     id: i64,
     error: &str,
-    retry_at: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> Result<bool> {
     let n = dispatch!(conn, |c, pg| {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 \
-             WHERE id = $1 AND delivered_at IS NULL",
+            "UPDATE outbox SET failed_at = $3, attempts = attempts + 1, last_error = $2, \
+             lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
         )
         .bind(id)
         .bind(error)
-        .bind(micros(retry_at))
+        .bind(micros(at))
         .execute(c)
         .await
-        .map_err(db("record a failed delivery"))?
+        .map_err(db("give up a delivery"))?
         .rows_affected()
     });
     Ok(n == 1)
+}
+
+pub(crate) async fn failed_deliveries(
+    conn: Conn<'_>,
+    ticket_id: Option<i64>,
+    conversation: Option<&ConversationRef>,
+    limit: i64,
+) -> Result<Vec<FailedDelivery>> {
+    type Row = (i64, String, String, String, Option<String>, DateTime<Utc>);
+    let rows: Vec<Row> = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT id, platform, kind, text, last_error, failed_at FROM outbox \
+                 WHERE failed_at IS NOT NULL AND (($1 IS NOT NULL AND ticket_id = $1) OR \
+                 ($2 IS NOT NULL AND platform = $2 AND chat_id = $3 AND user_id = $4)) \
+                 ORDER BY id LIMIT $5",
+        )
+        .bind(ticket_id)
+        .bind(conversation.map(|c| c.platform.as_str()))
+        .bind(conversation.map(|c| c.chat_id.as_str()))
+        .bind(conversation.map(|c| c.user_id.as_str()))
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list failed deliveries"))?
+    });
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, platform, kind, text, error, failed_at)| FailedDelivery {
+                id,
+                platform,
+                kind,
+                text,
+                error: error.unwrap_or_default(),
+                failed_at,
+            },
+        )
+        .collect())
+}
+
+/// Outbox depth and the oldest undelivered row's creation time, per platform (metrics, readiness).
+pub(crate) async fn outbox_backlog(conn: Conn<'_>) -> Result<Vec<(String, i64, DateTime<Utc>)>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT platform, COUNT(*), MIN(created_at) FROM outbox \
+             WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY platform ORDER BY platform",
+        )
+        .fetch_all(c)
+        .await
+        .map_err(db("measure the outbox backlog"))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1199,14 +1707,15 @@ pub(crate) async fn ratings_for(conn: Conn<'_>, ticket_id: i64) -> Result<Vec<Ra
 pub(crate) async fn record_miss(conn: Conn<'_>, miss: &Miss) -> Result<i64> {
     dispatch!(conn, |c, pg| {
         sqlx::query_scalar(
-            "INSERT INTO misses (text, language, intent_guess, confidence, at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO misses (text, language, intent_guess, confidence, at, inbound_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&miss.text)
         .bind(miss.language.as_deref())
         .bind(miss.intent_guess.as_deref())
         .bind(miss.confidence)
         .bind(micros(miss.at))
+        .bind(miss.inbound_id)
         .fetch_one(c)
         .await
         .map_err(db("record a miss"))
@@ -1239,4 +1748,94 @@ pub(crate) async fn misses(conn: Conn<'_>, limit: i64) -> Result<Vec<MissSummary
             mean_confidence: r.mean_confidence,
         })
         .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases and platform state
+
+/// Takes the named lease for `owner` until `until` if it is free, expired or already `owner`'s
+/// (renewal). Returns whether `owner` holds it now. One statement, atomic on both backends.
+pub(crate) async fn acquire_lease(
+    conn: Conn<'_>,
+    name: &str,
+    owner: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let held: Option<String> = dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "INSERT INTO leases (name, owner, acquired_at, expires_at) VALUES ($1, $2, $4, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, \
+             acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at \
+             ELSE excluded.acquired_at END \
+             WHERE leases.owner = excluded.owner OR leases.expires_at <= $4 RETURNING owner",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(micros(until))
+        .bind(micros(now))
+        .fetch_optional(c)
+        .await
+        .map_err(db("take a lease"))?
+    });
+    Ok(held.as_deref() == Some(owner))
+}
+
+/// Gives the named lease up, if `owner` holds it.
+pub(crate) async fn release_lease(conn: Conn<'_>, name: &str, owner: &str) -> Result<bool> {
+    let n = dispatch!(conn, |c, pg| {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(c)
+            .await
+            .map_err(db("give up a lease"))?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Who holds the named lease and until when, if anyone (expired leases included).
+pub(crate) async fn lease_holder(
+    conn: Conn<'_>,
+    name: &str,
+) -> Result<Option<(String, DateTime<Utc>)>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_as("SELECT owner, expires_at FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_optional(c)
+            .await
+            .map_err(db("read a lease"))
+    })
+}
+
+pub(crate) async fn platform_state(conn: Conn<'_>, name: &str) -> Result<Option<String>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_scalar("SELECT value FROM platform_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(c)
+            .await
+            .map_err(db("read a platform's state"))
+    })
+}
+
+pub(crate) async fn set_platform_state(
+    conn: Conn<'_>,
+    name: &str,
+    value: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "INSERT INTO platform_state (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db("save a platform's state"))?;
+    });
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use kefu_core::delivery::Delivery;
 use kefu_core::model::{ConversationRef, Inbound, Outgoing, Ticket, TranscriptLine};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
@@ -15,13 +16,45 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use crate::error::{Result, StoreError, db, redact_url};
 use crate::ops::{self, Conn};
 use crate::types::{
-    Backend, CancelOutcome, ClaimOutcome, Conversation, InboundOutcome, Miss, MissSummary,
-    NewTicket, OpenTicket, OutboxMessage, Rating, ResolveOutcome, StoreOptions, StoredInbound,
-    User,
+    Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
+    Miss, MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
+    ResolveOutcome, StoreOptions, StoredInbound, User,
 };
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a SQLite migration is tried while other processes migrate the same file.
+const MIGRATE_ATTEMPTS: u32 = 10;
+
+/// Refuses database URLs that cannot work, before a driver turns them into a confusing error
+/// later ("no such table" from an empty path, a hang from an in-memory database split over a
+/// pool's connections).
+fn check_url(url: &str, shown: &str) -> Result<()> {
+    let url = url.trim();
+    let reason = if url.is_empty() {
+        Some("it is empty")
+    } else if url.contains(":memory:") || url.contains("mode=memory") {
+        Some(
+            "an in-memory SQLite database is private to one connection and vanishes with the process",
+        )
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or_default();
+        path.is_empty().then_some("it names no file")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StoreError::BadUrl {
+            url: shown.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -64,6 +97,7 @@ impl Store {
     /// `scheme://` is refused. Errors name the URL with its password removed.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self> {
         let shown = redact_url(url);
+        check_url(url, &shown)?;
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect =
                 PgConnectOptions::from_str(url).map_err(|source| StoreError::InvalidUrl {
@@ -73,12 +107,24 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    url: shown.clone(),
-                    source,
-                })?;
+                .connect_lazy_with(connect);
+            // The first connection gets a short deadline of its own: an unreachable server is
+            // reported in seconds, not after the pool's (longer) acquire timeout.
+            match tokio::time::timeout(options.connect_timeout, pool.acquire()).await {
+                Ok(Ok(_first)) => {}
+                Ok(Err(source)) => {
+                    return Err(StoreError::Connect {
+                        url: shown.clone(),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    return Err(StoreError::ConnectTimeout {
+                        url: shown.clone(),
+                        after: options.connect_timeout,
+                    });
+                }
+            }
             Self::Postgres(pool)
         } else if url.starts_with("sqlite:") || !url.contains("://") {
             let connect = if url.starts_with("sqlite:") {
@@ -115,12 +161,35 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl { url: shown });
         };
-        let migrated = match &store {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
-        };
-        migrated.map_err(|source| StoreError::Migrate { url: shown, source })?;
+        store.migrate(&shown).await?;
         Ok(store)
+    }
+
+    /// Applies the migrations, serialised between processes starting at once: on PostgreSQL by
+    /// sqlx's migration lock (an advisory lock); on SQLite, where sqlx takes none, by retrying
+    /// when another process migrated in between (its `CREATE TABLE` then fails with "already
+    /// exists", or the database is busy): the retry finds the migration applied and skips it.
+    async fn migrate(&self, shown: &str) -> Result<()> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let migrated = match self {
+                Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+                Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            };
+            match migrated {
+                Ok(()) => return Ok(()),
+                Err(_) if matches!(self, Self::Sqlite(_)) && attempt < MIGRATE_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Migrate {
+                        url: shown.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Which backend this is.
@@ -177,24 +246,70 @@ impl Store {
     /// reads `inbound.text`; pass the text after secrets (seed phrases, keys, codes) were replaced.
     /// The user row is created or its display name refreshed, and the conversation row is created
     /// if missing.
+    ///
+    /// A new message is leased to `owner` until `lease_until`: its handler commits the turn with
+    /// [`UnitOfWork::finish_inbound`], which succeeds only while the lease is still theirs, and
+    /// [`Store::claim_stale_inbound`] takes it over only once the lease expired.
     pub async fn record_inbound(
         &self,
         inbound: &Inbound,
         redacted_text: &str,
+        owner: &str,
+        lease_until: DateTime<Utc>,
         received_at: DateTime<Utc>,
     ) -> Result<InboundOutcome> {
         let mut tx = self.begin().await?;
-        let outcome = tx
-            .record_inbound(inbound, redacted_text, received_at)
-            .await?;
+        let outcome = ops::record_inbound(
+            tx.conn(),
+            inbound,
+            redacted_text,
+            owner,
+            lease_until,
+            received_at,
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
-    /// Inbound messages stored but never marked processed (a crash came between the two), oldest
-    /// first: process them again on start-up.
-    pub async fn unprocessed_inbound(&self, limit: i64) -> Result<Vec<StoredInbound>> {
-        ops::unprocessed_inbound(self.acquire().await?.conn(), limit).await
+    /// Takes over stored messages nobody finished handling whose lease expired (the handler
+    /// died, or failed and let go), oldest first, leasing them to `owner` until `lease_until`.
+    /// A message whose handling began `max_attempts` times is set aside as failed instead. A
+    /// message another process is still handling is never returned.
+    pub async fn claim_stale_inbound(
+        &self,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        max_attempts: i64,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredInbound>> {
+        let mut tx = self.begin().await?;
+        let claimed =
+            ops::claim_stale_inbound(tx.conn(), owner, lease_until, max_attempts, limit, now)
+                .await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Sets an inbound message aside for good (its handling can never succeed): recovery skips it.
+    pub async fn fail_inbound(
+        &self,
+        inbound_id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::fail_inbound(self.acquire().await?.conn(), inbound_id, reason, at).await
+    }
+
+    /// Records a platform update that could never be stored (never its text).
+    pub async fn record_dead_letter(&self, letter: &DeadLetter) -> Result<i64> {
+        ops::record_dead_letter(self.acquire().await?.conn(), letter).await
+    }
+
+    /// The most recent dead letters, newest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        ops::dead_letters(self.acquire().await?.conn(), limit).await
     }
 
     /// A user, if they ever wrote.
@@ -271,6 +386,11 @@ impl Store {
     /// waited (until the claim, or until `now`).
     pub async fn open_tickets(&self, now: DateTime<Utc>) -> Result<Vec<OpenTicket>> {
         ops::open_tickets(self.acquire().await?.conn(), now).await
+    }
+
+    /// How many tickets wait in the queue (queued, not claimed).
+    pub async fn queued_count(&self) -> Result<i64> {
+        ops::queued_count(self.acquire().await?.conn()).await
     }
 
     /// The ticket's place in the queue (1 = next to be served), or `None` unless it is queued.
@@ -352,35 +472,49 @@ impl Store {
         ops::ticket_by_staff_thread(self.acquire().await?.conn(), platform, thread_id).await
     }
 
-    /// Enqueues a message outside a unit of work (a staff reply relayed by the desk, say).
-    pub async fn enqueue(&self, message: &Outgoing, at: DateTime<Utc>) -> Result<i64> {
-        ops::enqueue(self.acquire().await?.conn(), message, at).await
-    }
-
-    /// Undelivered messages due by `now`, oldest first. Rows stay pending until
-    /// [`mark_delivered`](Self::mark_delivered), so a crash between sending and marking
-    /// re-delivers (at least once) rather than losing. With several instances on PostgreSQL, run
-    /// one delivery worker, or accept that two may send the same row.
-    pub async fn pending_outbox(
-        &self,
-        limit: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<OutboxMessage>> {
-        ops::pending_outbox(self.acquire().await?.conn(), limit, now).await
-    }
-
-    /// [`pending_outbox`](Self::pending_outbox) for one platform's delivery worker: its
-    /// undelivered messages due by `now`, oldest first (indexed by platform).
-    pub async fn pending_outbox_for_platform(
+    /// Puts a delivery in the outbox outside a unit of work, due now.
+    pub async fn enqueue_delivery(
         &self,
         platform: &str,
+        delivery: &Delivery,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        ops::enqueue_delivery(self.acquire().await?.conn(), platform, delivery, at).await
+    }
+
+    /// Puts a message for a user in the outbox outside a unit of work, due now.
+    pub async fn enqueue(&self, message: &Outgoing, at: DateTime<Utc>) -> Result<i64> {
+        let platform = message.conversation.platform.clone();
+        self.enqueue_delivery(&platform, &Delivery::UserMessage(message.clone()), at)
+            .await
+    }
+
+    /// Leases, for `owner` until `lease_until`, the first undelivered row of up to `limit`
+    /// destinations of `platform` that are due and that no live worker holds. A destination (one
+    /// chat, one ticket's staff space) is therefore in one worker's hands at a time, across
+    /// every process on the database, and its rows go out in the order they were written. A row
+    /// whose worker died is leased again once its lease expires. Oldest first.
+    pub async fn lease_due_outbox(
+        &self,
+        platform: &str,
+        owner: &str,
+        lease_until: DateTime<Utc>,
         limit: i64,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>> {
-        ops::pending_outbox_for_platform(self.acquire().await?.conn(), platform, limit, now).await
+        ops::lease_due_outbox(
+            self.acquire().await?.conn(),
+            platform,
+            owner,
+            lease_until,
+            limit,
+            now,
+        )
+        .await
     }
 
-    /// Every undelivered message for one conversation due by `now`, oldest first (indexed).
+    /// Every undelivered row for one conversation due by `now`, oldest first (the terminal
+    /// channel delivers its own conversation).
     pub async fn pending_outbox_for_conversation(
         &self,
         cref: &ConversationRef,
@@ -389,20 +523,109 @@ impl Store {
         ops::pending_outbox_for_conversation(self.acquire().await?.conn(), cref, now).await
     }
 
-    /// Marks a message delivered; `false` if it was already delivered or does not exist.
-    pub async fn mark_delivered(&self, outbox_id: i64, at: DateTime<Utc>) -> Result<bool> {
-        ops::mark_delivered(self.acquire().await?.conn(), outbox_id, at).await
+    /// Undelivered rows (of one platform, or all), oldest first.
+    pub async fn pending_outbox(
+        &self,
+        platform: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        ops::pending_outbox(self.acquire().await?.conn(), platform, limit).await
     }
 
-    /// Records a failed delivery attempt and when to try again; `false` if the message was
-    /// already delivered or does not exist.
-    pub async fn mark_failed(
+    /// Marks a row delivered, with the platform's id of what was sent; `false` if it was already
+    /// delivered or given up. Rows stay pending until this, so a crash between sending and
+    /// marking re-sends (at least once) rather than losing.
+    pub async fn mark_delivered(
+        &self,
+        outbox_id: i64,
+        sent_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::mark_delivered(self.acquire().await?.conn(), outbox_id, sent_id, at).await
+    }
+
+    /// Lets go of a row to try it again at `retry_at` (`count_attempt`: whether this try counts
+    /// towards the backoff; a platform's "retry after" does not). `false` if it was delivered or
+    /// given up meanwhile.
+    pub async fn retry_later(
         &self,
         outbox_id: i64,
         error: &str,
         retry_at: DateTime<Utc>,
+        count_attempt: bool,
     ) -> Result<bool> {
-        ops::mark_failed(self.acquire().await?.conn(), outbox_id, error, retry_at).await
+        ops::retry_later(
+            self.acquire().await?.conn(),
+            outbox_id,
+            error,
+            retry_at,
+            count_attempt,
+        )
+        .await
+    }
+
+    /// Gives a row up for good, with the reason (shown by `kefu desk show`): the rows after it
+    /// in its destination go on.
+    pub async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::mark_failed(self.acquire().await?.conn(), outbox_id, error, at).await
+    }
+
+    /// Rows given up for a ticket's staff spaces or a user's conversation, oldest first.
+    pub async fn failed_deliveries(
+        &self,
+        ticket_id: Option<i64>,
+        conversation: Option<&ConversationRef>,
+        limit: i64,
+    ) -> Result<Vec<FailedDelivery>> {
+        ops::failed_deliveries(self.acquire().await?.conn(), ticket_id, conversation, limit).await
+    }
+
+    /// Per platform: undelivered rows and when the oldest was written.
+    pub async fn outbox_backlog(&self) -> Result<Vec<(String, i64, DateTime<Utc>)>> {
+        ops::outbox_backlog(self.acquire().await?.conn()).await
+    }
+
+    /// Takes or renews the named lease for `owner` until `until`: `true` if `owner` holds it now
+    /// (it was free, expired, or theirs already). How instances elect who runs a platform
+    /// connection.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::acquire_lease(self.acquire().await?.conn(), name, owner, until, now).await
+    }
+
+    /// Gives up the named lease if `owner` holds it (a clean shutdown hands over at once).
+    pub async fn release_lease(&self, name: &str, owner: &str) -> Result<bool> {
+        ops::release_lease(self.acquire().await?.conn(), name, owner).await
+    }
+
+    /// Who holds the named lease and until when (possibly expired).
+    pub async fn lease_holder(&self, name: &str) -> Result<Option<(String, DateTime<Utc>)>> {
+        ops::lease_holder(self.acquire().await?.conn(), name).await
+    }
+
+    /// A value a platform adapter keeps across restarts (the Telegram update offset).
+    pub async fn platform_state(&self, name: &str) -> Result<Option<String>> {
+        ops::platform_state(self.acquire().await?.conn(), name).await
+    }
+
+    /// Saves a platform value.
+    pub async fn set_platform_state(
+        &self,
+        name: &str,
+        value: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        ops::set_platform_state(self.acquire().await?.conn(), name, value, at).await
     }
 
     /// Records a question the bot could not answer.
@@ -441,8 +664,9 @@ enum Tx {
 /// tx.save_conversation(conversation.id, &serde_json::json!({"mode": "bot"}), now).await?;
 /// tx.append_transcript(conversation.id, None, line).await?;
 /// tx.enqueue(reply, now).await?;
-/// tx.mark_processed(inbound_id, now).await?;
-/// tx.commit().await?;
+/// if tx.finish_inbound(inbound_id, "instance-1", now).await? {
+///     tx.commit().await?; // else: another handler took the message over; drop (roll back)
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -476,19 +700,45 @@ impl UnitOfWork {
         }
     }
 
-    /// [`Store::record_inbound`] inside this transaction.
-    pub async fn record_inbound(
+    /// Marks an inbound message handled, only while `owner` still holds its lease (see
+    /// [`Store::record_inbound`]). `false`: another handler took it over (or it was handled or
+    /// set aside) — roll this turn back, it must not commit. Call it first in the turn: on
+    /// PostgreSQL it locks the message's row, so a concurrent take-over waits for this turn.
+    pub async fn finish_inbound(
         &mut self,
-        inbound: &Inbound,
-        redacted_text: &str,
-        received_at: DateTime<Utc>,
-    ) -> Result<InboundOutcome> {
-        ops::record_inbound(self.conn(), inbound, redacted_text, received_at).await
+        inbound_id: i64,
+        owner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::finish_inbound(self.conn(), inbound_id, owner, at).await
     }
 
-    /// Marks an inbound message handled; `false` if it already was.
-    pub async fn mark_processed(&mut self, inbound_id: i64, at: DateTime<Utc>) -> Result<bool> {
-        ops::mark_processed(self.conn(), inbound_id, at).await
+    /// How many messages the user typed in the conversation since `since` (flood control, shared
+    /// by every instance). Button presses are not counted: they answer the bot's own question.
+    pub async fn count_recent_inbound(
+        &mut self,
+        conversation_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<i64> {
+        ops::count_recent_inbound(self.conn(), conversation_id, since).await
+    }
+
+    /// The conversation's messages stored after `since` and before message `before_id`: `(id,
+    /// text)`, oldest first, the last `limit` of them.
+    pub async fn recent_inbound_texts(
+        &mut self,
+        conversation_id: i64,
+        before_id: i64,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        ops::recent_inbound_texts(self.conn(), conversation_id, before_id, since, limit).await
+    }
+
+    /// Replaces a stored message's text, and that of the transcript line and the miss recorded
+    /// from it, with a redacted version (a secret recognised only later).
+    pub async fn redact_inbound(&mut self, inbound_id: i64, redacted: &str) -> Result<()> {
+        ops::redact_inbound(self.conn(), inbound_id, redacted).await
     }
 
     /// Loads the conversation (creating it, state `None`, if new) and locks it until commit: on
@@ -526,7 +776,26 @@ impl UnitOfWork {
         ticket_id: Option<i64>,
         line: &TranscriptLine,
     ) -> Result<i64> {
-        ops::append_transcript(self.conn(), conversation_id, ticket_id, line).await
+        ops::append_transcript(self.conn(), conversation_id, ticket_id, None, line).await
+    }
+
+    /// [`append_transcript`](Self::append_transcript) for a user's line, linked to the inbound
+    /// message it came from.
+    pub async fn append_user_line(
+        &mut self,
+        conversation_id: i64,
+        ticket_id: Option<i64>,
+        inbound_id: i64,
+        line: &TranscriptLine,
+    ) -> Result<i64> {
+        ops::append_transcript(
+            self.conn(),
+            conversation_id,
+            ticket_id,
+            Some(inbound_id),
+            line,
+        )
+        .await
     }
 
     /// Tags with `ticket_id` the conversation's untagged transcript lines from `from_line_id` (an
@@ -591,9 +860,57 @@ impl UnitOfWork {
         ops::cancel(self.conn(), ticket_id, at).await
     }
 
-    /// Puts a message in the outbox, due now. Returns its outbox id.
+    /// Gives a ticket `staff` holds back to the queue; see [`ReleaseOutcome`].
+    pub async fn release(&mut self, ticket_id: i64, staff: &str) -> Result<ReleaseOutcome> {
+        ops::release(self.conn(), ticket_id, staff).await
+    }
+
+    /// The conversation's whole transcript, as this transaction sees it (this turn's lines
+    /// included).
+    pub async fn transcript(&mut self, cref: &ConversationRef) -> Result<Vec<TranscriptLine>> {
+        ops::transcript(self.conn(), cref).await
+    }
+
+    /// [`Store::queue_position`] as this transaction sees it.
+    pub async fn queued_count(&mut self) -> Result<i64> {
+        ops::queued_count(self.conn()).await
+    }
+
+    /// [`Store::recent_handling_time`] as this transaction sees it.
+    pub async fn recent_handling_time(&mut self, last: i64) -> Result<Option<TimeDelta>> {
+        ops::recent_handling_time(self.conn(), last).await
+    }
+
+    /// A ticket by its verification code, as this transaction sees it.
+    pub async fn ticket_by_code(&mut self, code: &str) -> Result<Option<Ticket>> {
+        ops::ticket_by_code(self.conn(), code).await
+    }
+
+    /// Puts a message for a user in the outbox, due now. Returns its outbox id.
     pub async fn enqueue(&mut self, message: &Outgoing, at: DateTime<Utc>) -> Result<i64> {
-        ops::enqueue(self.conn(), message, at).await
+        let platform = message.conversation.platform.clone();
+        ops::enqueue_delivery(
+            self.conn(),
+            &platform,
+            &Delivery::UserMessage(message.clone()),
+            at,
+        )
+        .await
+    }
+
+    /// Puts a delivery for `platform` in the outbox, due now. Returns its outbox id.
+    pub async fn enqueue_delivery(
+        &mut self,
+        platform: &str,
+        delivery: &Delivery,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        ops::enqueue_delivery(self.conn(), platform, delivery, at).await
+    }
+
+    /// The staff space mirroring a ticket on `platform`, as this transaction sees it.
+    pub async fn staff_thread(&mut self, ticket_id: i64, platform: &str) -> Result<Option<String>> {
+        ops::staff_thread(self.conn(), ticket_id, platform).await
     }
 
     /// Records a 1–5 rating (comment redacted) for a ticket: one per ticket, so a later call

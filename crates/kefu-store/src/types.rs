@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use kefu_core::model::{ConversationRef, Detail, Outgoing, Priority, Ticket};
+use kefu_core::delivery::Delivery;
+use kefu_core::model::{Attachment, ConversationRef, Detail, Outgoing, Priority, Ticket};
 
 /// Which database a [`Store`](crate::Store) talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +20,11 @@ pub enum Backend {
 pub struct StoreOptions {
     /// Most connections the pool opens.
     pub max_connections: u32,
-    /// How long to wait for a connection, the first one included: sqlx retries a server that
-    /// refuses or is starting up until then.
+    /// How long to wait for a connection from the pool.
     pub acquire_timeout: Duration,
+    /// How long the first connection to a PostgreSQL server may take before the server is
+    /// reported unreachable.
+    pub connect_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -29,6 +32,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -61,6 +65,12 @@ pub struct StoredInbound {
     pub sent_at: DateTime<Utc>,
     /// When it was recorded.
     pub received_at: DateTime<Utc>,
+    /// What came with the text.
+    pub attachments: Vec<Attachment>,
+    /// True when the text is a button's payload.
+    pub pressed: bool,
+    /// Handlings begun so far (this one included, once claimed).
+    pub attempts: i64,
 }
 
 /// A conversation row, as loaded (and locked) by a unit of work.
@@ -163,14 +173,18 @@ pub enum CancelOutcome {
     Closed,
 }
 
-/// A message in the outbox.
+/// A row of the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxMessage {
-    /// The outbox id, for [`mark_delivered`](crate::Store::mark_delivered) and
-    /// [`mark_failed`](crate::Store::mark_failed).
+    /// The outbox id, for [`mark_delivered`](crate::Store::mark_delivered),
+    /// [`retry_later`](crate::Store::retry_later) and [`mark_failed`](crate::Store::mark_failed).
     pub id: i64,
-    /// What to send and where.
-    pub message: Outgoing,
+    /// The platform that delivers it.
+    pub platform: String,
+    /// Its unit of order ([`Delivery::destination`]).
+    pub destination: String,
+    /// What to send.
+    pub delivery: Delivery,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// Delivery attempts so far.
@@ -179,6 +193,63 @@ pub struct OutboxMessage {
     pub next_attempt_at: DateTime<Utc>,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
+}
+
+impl OutboxMessage {
+    /// The message for a user, when this row is one.
+    pub fn user_message(&self) -> Option<&Outgoing> {
+        match &self.delivery {
+            Delivery::UserMessage(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery the platform refused for good (a chat that no longer exists, a bot without rights).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedDelivery {
+    /// The outbox id.
+    pub id: i64,
+    /// The platform.
+    pub platform: String,
+    /// What it was (`user_message`, `staff_post`…).
+    pub kind: String,
+    /// Its text, as it would have been sent.
+    pub text: String,
+    /// Why it failed.
+    pub error: String,
+    /// When it was given up.
+    pub failed_at: DateTime<Utc>,
+}
+
+/// A platform update that could never be stored (see [`Store::record_dead_letter`](crate::Store::record_dead_letter)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The platform.
+    pub platform: String,
+    /// The platform's id of the update or event.
+    pub source: String,
+    /// The chat it came from, when known.
+    pub chat_id: Option<String>,
+    /// Why it could not be stored.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What [`release`](crate::UnitOfWork::release) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// Back in the queue.
+    Released,
+    /// Queued already: nobody held it.
+    NotClaimed,
+    /// Another staff member holds it.
+    HeldBy(String),
+    /// No ticket has that id.
+    NotFound,
+    /// The ticket is resolved or cancelled.
+    Closed,
 }
 
 /// A question the bot could not answer.
@@ -194,6 +265,8 @@ pub struct Miss {
     pub confidence: Option<f64>,
     /// When it was asked.
     pub at: DateTime<Utc>,
+    /// The inbound message it came from (a secret found later is redacted here too).
+    pub inbound_id: Option<i64>,
 }
 
 /// Misses with the same text, aggregated for KB authors.

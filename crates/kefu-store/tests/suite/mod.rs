@@ -1,23 +1,37 @@
 //! The store suite: every test is an async fn taking a fresh [`TestDb`], run against each backend
 //! by `store_suite!` (see `tests/store.rs`).
+//!
+//! - this file: the machinery, shared helpers, migrations, units of work and tickets;
+//! - `inbound`: recording inbound messages, their handling leases, recovery and late redaction;
+//! - `outbox`: deliveries, their per-destination leases, retries and failures;
+//! - `coordination`: named leases between instances, dead letters and platform state.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test code: a failed expectation should panic with the reason"
 )]
 
+mod coordination;
+mod inbound;
+mod outbox;
+
+pub use coordination::*;
+pub use inbound::*;
+pub use outbox::*;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use kefu_core::delivery::{Delivery, StaffFile, StaffPost};
 use kefu_core::model::{
     Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket, TicketStatus,
     TranscriptLine,
 };
 use kefu_store::{
-    Backend, CancelOutcome, ClaimOutcome, InboundOutcome, Miss, NewTicket, ResolveOutcome, Store,
-    StoreError, StoreOptions,
+    Backend, CancelOutcome, ClaimOutcome, InboundOutcome, Miss, NewTicket, ReleaseOutcome,
+    ResolveOutcome, Store, StoreError, StoreOptions, StoredInbound, UnitOfWork,
 };
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -28,9 +42,11 @@ macro_rules! store_suite {
     ($run:path) => {
         $crate::suite::store_suite!(@tests $run;
             migrations_apply_twice_idempotently,
+            an_upgraded_database_keeps_its_unhandled_messages_and_pending_deliveries,
             a_repeated_inbound_message_is_recorded_once,
             a_committed_unit_of_work_is_visible_as_a_whole,
-            a_dropped_unit_of_work_leaves_nothing,
+            a_dropped_unit_of_work_leaves_nothing_but_the_message_to_handle_again,
+            a_unit_of_work_reads_its_own_uncommitted_writes,
             concurrent_units_of_work_on_one_conversation_lose_no_update,
             concurrent_claims_have_exactly_one_winner,
             units_of_work_that_read_before_writing_survive_contention,
@@ -40,6 +56,7 @@ macro_rules! store_suite {
             queue_position_counts_the_tickets_served_first,
             claim_reports_why_it_did_not_claim,
             resolve_needs_the_holder_and_cancel_needs_a_queued_ticket,
+            release_gives_a_ticket_back_to_the_queue_only_from_its_holder,
             tickets_round_trip_every_field,
             a_duplicate_ticket_code_is_refused,
             outbox_rows_stay_pending_until_delivered_and_retry_when_due,
@@ -54,6 +71,25 @@ macro_rules! store_suite {
             chat_routes_map_conversations_both_ways,
             last_activity_is_the_latest_transcript_line,
             a_turn_s_lines_are_tagged_with_the_ticket_it_opened,
+            // inbound
+            a_live_inbound_lease_is_never_taken_over_and_an_expired_one_exactly_once,
+            concurrent_recoveries_share_out_expired_messages_without_duplicates,
+            recovery_takes_the_oldest_messages_first_up_to_its_limit,
+            a_message_whose_handling_keeps_failing_is_set_aside_after_max_attempts,
+            a_turn_being_committed_is_not_taken_over,
+            count_recent_inbound_counts_within_the_window_only,
+            redact_inbound_replaces_the_text_in_all_three_places_and_nowhere_else,
+            // outbox
+            only_the_first_undelivered_row_of_a_destination_is_leased,
+            concurrent_outbox_workers_never_share_a_row_or_a_destination,
+            a_row_leased_by_a_dead_worker_is_leased_again_once_its_lease_expires,
+            retry_later_holds_the_destination_back_until_due,
+            a_failed_row_is_given_up_with_its_reason_and_its_destination_goes_on,
+            every_delivery_kind_round_trips_through_the_outbox,
+            // coordination
+            named_leases_are_exclusive_renewable_taken_over_after_expiry_and_released,
+            concurrent_instances_never_hold_one_named_lease_together,
+            dead_letters_and_platform_state_round_trip,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {
@@ -215,16 +251,92 @@ fn outgoing(user: &str, text: &str) -> Outgoing {
     }
 }
 
+fn outgoing_to(platform: &str, chat: &str, user: &str, text: &str) -> Outgoing {
+    Outgoing {
+        conversation: ConversationRef {
+            platform: platform.to_owned(),
+            chat_id: chat.to_owned(),
+            user_id: user.to_owned(),
+        },
+        text: text.to_owned(),
+        buttons: vec![],
+        reply_to: None,
+    }
+}
+
+/// The instance that records and handles messages in most tests.
+const OWNER: &str = "instance-1";
+
+/// Records `message`, its text taken as already redacted, leased to [`OWNER`] for a minute.
+async fn record(store: &Store, message: &Inbound, received_at: DateTime<Utc>) -> InboundOutcome {
+    store
+        .record_inbound(
+            message,
+            &message.text,
+            OWNER,
+            received_at + TimeDelta::seconds(60),
+            received_at,
+        )
+        .await
+        .unwrap()
+}
+
+/// The id of a message [`record`] found new.
+async fn record_new(store: &Store, message: &Inbound, received_at: DateTime<Utc>) -> i64 {
+    match record(store, message, received_at).await {
+        InboundOutcome::New(id) => id,
+        InboundOutcome::Duplicate => panic!("{message:?} should be new"),
+    }
+}
+
+/// What recovery would handle again at `now`: every message nobody finished whose lease expired,
+/// taken over by `owner` (for an hour, with no attempt limit in reach).
+async fn take_over_all(store: &Store, owner: &str, now: DateTime<Utc>) -> Vec<StoredInbound> {
+    store
+        .claim_stale_inbound(owner, now + TimeDelta::hours(1), 100, 1000, now)
+        .await
+        .unwrap()
+}
+
+fn ids_of(messages: &[StoredInbound]) -> Vec<i64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+/// How many migrations the backend's directory holds: each must be applied exactly once.
+fn migration_files(backend: Backend) -> usize {
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|e| e == "sql")
+        })
+        .count()
+}
+
+/// The rows of `_sqlx_migrations` that applied successfully.
+async fn applied_migrations(store: &Store) -> i64 {
+    let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
 pub async fn migrations_apply_twice_idempotently(db: TestDb) {
     let first = db.connect().await;
     assert_eq!(
-        first
-            .record_inbound(&inbound("a", "m1", "hi", t(0)), "hi", t(1))
-            .await
-            .unwrap(),
+        record(&first, &inbound("a", "m1", "hi", t(0)), t(1)).await,
         InboundOutcome::New(1)
     );
     first.close().await;
@@ -233,31 +345,151 @@ pub async fn migrations_apply_twice_idempotently(db: TestDb) {
     let second = db.connect().await;
     let third = db.connect().await;
     assert_eq!(
-        second
-            .record_inbound(&inbound("a", "m1", "hi", t(0)), "hi", t(2))
-            .await
-            .unwrap(),
+        record(&second, &inbound("a", "m1", "hi", t(0)), t(2)).await,
         InboundOutcome::Duplicate
     );
-    assert_eq!(third.unprocessed_inbound(10).await.unwrap().len(), 1);
-    let applied: i64 = match &third {
-        Store::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-        Store::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
+    assert_eq!(take_over_all(&third, "recovery", t(100)).await.len(), 1);
+    let files = migration_files(third.backend());
+    assert!(files >= 3, "migrations found: {files}");
+    assert_eq!(
+        applied_migrations(&third).await,
+        i64::try_from(files).unwrap(),
+        "each migration recorded once"
+    );
+}
+
+/// A database written by the schema before leases and the delivery pipeline: what it held must
+/// come through the upgrade usable — an unhandled message is handled, a pending reply delivered.
+pub async fn an_upgraded_database_keeps_its_unhandled_messages_and_pending_deliveries(db: TestDb) {
+    use sqlx::migrate::Migrator;
+    use sqlx::types::Json;
+
+    let backend = if db.sqlite_file.is_some() {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
     };
-    assert_eq!(applied, 2, "each migration recorded once");
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let migrations = PathBuf::from(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")));
+    let old = Migrator::new(migrations.as_path()).await.unwrap();
+    let buttons = vec![Button {
+        label: "转人工".to_owned(),
+        payload: "/human".to_owned(),
+    }];
+    // The same statements on either pool ($n placeholders work on both).
+    macro_rules! write_old_schema {
+        ($pool:expr) => {{
+            let pool = $pool;
+            old.run_to(2, &pool).await.unwrap();
+            sqlx::query(
+                "INSERT INTO conversations (platform, chat_id, user_id) \
+                 VALUES ('terminal', 'chat-a', 'a')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let conversation_id: i64 = sqlx::query_scalar("SELECT id FROM conversations")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            for (message_id, text, processed_at) in [
+                ("m-1", "handled before the upgrade", Some(t(2))),
+                ("m-2", "still waiting", None),
+            ] {
+                sqlx::query(
+                    "INSERT INTO inbound_messages (platform, chat_id, platform_message_id, \
+                     conversation_id, user_name, text, sent_at, received_at, processed_at) \
+                     VALUES ('terminal', 'chat-a', $1, $2, 'User a', $3, $4, $4, $5)",
+                )
+                .bind(message_id)
+                .bind(conversation_id)
+                .bind(text)
+                .bind(t(1))
+                .bind(processed_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            for (text, delivered_at) in [("sent already", Some(t(3))), ("not sent yet", None)] {
+                sqlx::query(
+                    "INSERT INTO outbox (platform, chat_id, user_id, text, buttons, reply_to, \
+                     created_at, attempts, next_attempt_at, delivered_at, last_error) \
+                     VALUES ('terminal', 'chat-a', 'a', $1, $2, 'm-2', $3, 2, $3, $4, 'timeout')",
+                )
+                .bind(text)
+                .bind(Json(&buttons))
+                .bind(t(2))
+                .bind(delivered_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+        }};
+    }
+    match backend {
+        Backend::Sqlite => write_old_schema!(sqlx::SqlitePool::connect(&db.url).await.unwrap()),
+        Backend::Postgres => write_old_schema!(sqlx::PgPool::connect(&db.url).await.unwrap()),
+    }
+
+    let store = db.connect().await;
+    assert_eq!(
+        applied_migrations(&store).await,
+        i64::try_from(migration_files(backend)).unwrap()
+    );
+    let waiting = take_over_all(&store, "recovery", t(10)).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].text, "still waiting");
+    assert_eq!(waiting[0].platform_message_id, "m-2");
+    assert_eq!(waiting[0].conversation, cref("a"));
+    assert_eq!(waiting[0].attachments, []);
+    assert!(!waiting[0].pressed);
+    assert_eq!(
+        waiting[0].attempts, 1,
+        "the take-over is its first recorded handling"
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.finish_inbound(waiting[0].id, "recovery", t(11))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let expected = Outgoing {
+        conversation: cref("a"),
+        text: "not sent yet".to_owned(),
+        buttons,
+        reply_to: Some("m-2".to_owned()),
+    };
+    let pending = store.pending_outbox(None, 10).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].user_message(), Some(&expected));
+    assert_eq!(pending[0].destination, "chat:chat-a");
+    assert_eq!(pending[0].attempts, 2);
+    assert_eq!(pending[0].last_error.as_deref(), Some("timeout"));
+    let leased = store
+        .lease_due_outbox("terminal", "worker", t(60), 10, t(10))
+        .await
+        .unwrap();
+    assert_eq!(leased, pending);
+    assert!(
+        store
+            .mark_delivered(leased[0].id, Some("sent-9"), t(12))
+            .await
+            .unwrap()
+    );
+    assert!(store.pending_outbox(None, 10).await.unwrap().is_empty());
 }
 
 pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
     let store = db.connect().await;
     let message = inbound("a", "42", "where is my deposit", t(0));
     let first = store
-        .record_inbound(&message, &message.text, t(1))
+        .record_inbound(&message, &message.text, OWNER, t(61), t(1))
         .await
         .unwrap();
     let InboundOutcome::New(id) = first else {
@@ -265,19 +497,19 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
     };
     assert_eq!(
         store
-            .record_inbound(&message, &message.text, t(5))
+            .record_inbound(&message, &message.text, "instance-2", t(65), t(5))
             .await
             .unwrap(),
         InboundOutcome::Duplicate
     );
-    // Concurrent redeliveries: still one row.
+    // Concurrent redeliveries, each to another instance: still one row.
     let mut tasks = Vec::new();
-    for _ in 0..8 {
+    for i in 0..8 {
         let store = store.clone();
         let message = message.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .record_inbound(&message, &message.text, t(6))
+                .record_inbound(&message, &message.text, &format!("other-{i}"), t(66), t(6))
                 .await
                 .unwrap()
         }));
@@ -285,7 +517,16 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
     for task in tasks {
         assert_eq!(task.await.unwrap(), InboundOutcome::Duplicate);
     }
-    let stored = store.unprocessed_inbound(10).await.unwrap();
+    // A redelivery takes no lease: the first recorder's stands, so nothing is stale yet…
+    assert!(take_over_all(&store, "recovery", t(60)).await.is_empty());
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !tx.finish_inbound(id, "instance-2", t(7)).await.unwrap(),
+        "a redelivery's instance does not hold the message"
+    );
+    tx.rollback().await.unwrap();
+    // …and once it expired there is one message to handle again.
+    let stored = take_over_all(&store, "recovery", t(100)).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, id);
     assert_eq!(
@@ -293,44 +534,33 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
         t(1),
         "the first delivery's time is kept"
     );
+    assert_eq!(stored[0].text, "where is my deposit");
+    assert_eq!(stored[0].sent_at, t(0));
 
     // The key is platform + chat + message id: the same id in another chat is another message.
     let mut elsewhere = message.clone();
     elsewhere.conversation.chat_id = "group-1".to_owned();
-    assert!(matches!(
-        store.record_inbound(&elsewhere, "x", t(7)).await.unwrap(),
-        InboundOutcome::New(_)
-    ));
+    let elsewhere = record_new(&store, &elsewhere, t(7)).await;
     let mut other_platform = message.clone();
     other_platform.conversation.platform = "telegram".to_owned();
-    assert!(matches!(
-        store
-            .record_inbound(&other_platform, "x", t(7))
-            .await
-            .unwrap(),
-        InboundOutcome::New(_)
-    ));
-    assert_eq!(store.unprocessed_inbound(10).await.unwrap().len(), 3);
+    let other_platform = record_new(&store, &other_platform, t(7)).await;
 
-    // Once processed it is no longer offered for reprocessing, and marking twice is a no-op.
+    // Once handled it is no longer offered for handling again, and finishing twice is a no-op.
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.mark_processed(id, t(8)).await.unwrap());
-    assert!(!tx.mark_processed(id, t(9)).await.unwrap());
+    assert!(tx.finish_inbound(id, "recovery", t(101)).await.unwrap());
+    assert!(!tx.finish_inbound(id, "recovery", t(102)).await.unwrap());
     tx.commit().await.unwrap();
-    assert_eq!(store.unprocessed_inbound(10).await.unwrap().len(), 2);
+    assert_eq!(
+        ids_of(&take_over_all(&store, "recovery-2", t(200)).await),
+        [elsewhere, other_platform]
+    );
 }
 
-/// Writes everything one message can change, in one unit of work; returns the inbound id.
-async fn write_everything(store: &Store, tx: &mut kefu_store::UnitOfWork, user: &str) -> i64 {
-    let _ = store;
-    let message = inbound(user, "m-1", "my deposit never arrived", t(0));
-    let InboundOutcome::New(inbound_id) = tx
-        .record_inbound(&message, &message.text, t(1))
-        .await
-        .unwrap()
-    else {
-        panic!("new message expected");
-    };
+/// Writes everything handling one message changes, in one unit of work: the message `inbound_id`
+/// that [`OWNER`] recorded for `user`.
+async fn write_everything(tx: &mut UnitOfWork, user: &str, inbound_id: i64) {
+    // First in the turn: a turn whose message was taken over must not commit.
+    assert!(tx.finish_inbound(inbound_id, OWNER, t(3)).await.unwrap());
     let conversation = tx.load_conversation(&cref(user)).await.unwrap();
     assert_eq!(conversation.state, None, "a new conversation has no state");
     tx.save_conversation(
@@ -340,13 +570,19 @@ async fn write_everything(store: &Store, tx: &mut kefu_store::UnitOfWork, user: 
     )
     .await
     .unwrap();
-    tx.append_transcript(
+    assert!(
+        tx.set_user_language("terminal", user, Some("en"))
+            .await
+            .unwrap()
+    );
+    tx.append_user_line(
         conversation.id,
         None,
+        inbound_id,
         &TranscriptLine {
             at: t(0),
             sender: Sender::User,
-            text: message.text.clone(),
+            text: "my deposit never arrived".to_owned(),
         },
     )
     .await
@@ -375,17 +611,18 @@ async fn write_everything(store: &Store, tx: &mut kefu_store::UnitOfWork, user: 
         intent_guess: Some("deposit.missing".to_owned()),
         confidence: Some(0.41),
         at: t(2),
+        inbound_id: Some(inbound_id),
     })
     .await
     .unwrap();
-    assert!(tx.mark_processed(inbound_id, t(3)).await.unwrap());
-    inbound_id
 }
 
 pub async fn a_committed_unit_of_work_is_visible_as_a_whole(db: TestDb) {
     let store = db.connect().await;
+    let message = inbound("a", "m-1", "my deposit never arrived", t(0));
+    let inbound_id = record_new(&store, &message, t(1)).await;
     let mut tx = store.begin().await.unwrap();
-    write_everything(&store, &mut tx, "a").await;
+    write_everything(&mut tx, "a", inbound_id).await;
     tx.commit().await.unwrap();
 
     let conversation = store.conversation(&cref("a")).await.unwrap().unwrap();
@@ -394,6 +631,16 @@ pub async fn a_committed_unit_of_work_is_visible_as_a_whole(db: TestDb) {
         Some(json!({"mode": "queued", "misses": 0}))
     );
     assert_eq!(conversation.updated_at, Some(t(2)));
+    assert_eq!(
+        store
+            .user("terminal", "a")
+            .await
+            .unwrap()
+            .unwrap()
+            .language
+            .as_deref(),
+        Some("en")
+    );
     let transcript = store.transcript(&cref("a")).await.unwrap();
     assert_eq!(transcript.len(), 2);
     assert_eq!(transcript[0].sender, Sender::User);
@@ -409,42 +656,131 @@ pub async fn a_committed_unit_of_work_is_visible_as_a_whole(db: TestDb) {
         store.open_ticket_for(&cref("a")).await.unwrap(),
         Some(ticket)
     );
-    assert_eq!(store.pending_outbox(10, t(2)).await.unwrap().len(), 1);
+    assert_eq!(store.pending_outbox(None, 10).await.unwrap().len(), 1);
     assert_eq!(store.misses(10).await.unwrap().len(), 1);
-    assert!(store.unprocessed_inbound(10).await.unwrap().is_empty());
+    assert!(
+        take_over_all(&store, "recovery", t(1000)).await.is_empty(),
+        "handled: recovery has nothing to redo"
+    );
 }
 
-pub async fn a_dropped_unit_of_work_leaves_nothing(db: TestDb) {
+pub async fn a_dropped_unit_of_work_leaves_nothing_but_the_message_to_handle_again(db: TestDb) {
     let store = db.connect().await;
+    let message = |user| inbound(user, "m-1", "my deposit never arrived", t(0));
+    let a = record_new(&store, &message("a"), t(1)).await;
+    let b = record_new(&store, &message("b"), t(1)).await;
     {
         let mut tx = store.begin().await.unwrap();
-        write_everything(&store, &mut tx, "a").await;
+        write_everything(&mut tx, "a", a).await;
         // Dropped without commit, as when the handler returns early with an error.
     }
     let mut tx = store.begin().await.unwrap();
-    write_everything(&store, &mut tx, "b").await;
+    write_everything(&mut tx, "b", b).await;
     tx.rollback().await.unwrap();
 
     for user in ["a", "b"] {
-        assert_eq!(store.conversation(&cref(user)).await.unwrap(), None);
+        // The conversation and the user came with the message, recorded before the turn; what
+        // the turn changed is gone.
+        let conversation = store.conversation(&cref(user)).await.unwrap().unwrap();
+        assert_eq!((conversation.state, conversation.updated_at), (None, None));
         assert!(store.transcript(&cref(user)).await.unwrap().is_empty());
-        assert_eq!(store.user("terminal", user).await.unwrap(), None);
+        let known = store.user("terminal", user).await.unwrap().unwrap();
+        assert_eq!(known.display_name, format!("User {user}"));
+        assert_eq!(known.language, None);
     }
     assert_eq!(store.ticket_by_code("K7Q2").await.unwrap(), None);
     assert!(store.open_tickets(t(10)).await.unwrap().is_empty());
-    assert!(store.pending_outbox(10, t(10)).await.unwrap().is_empty());
+    assert!(store.pending_outbox(None, 10).await.unwrap().is_empty());
     assert!(store.misses(10).await.unwrap().is_empty());
-    assert!(store.unprocessed_inbound(10).await.unwrap().is_empty());
 
-    // The rolled-back inbound message was never recorded, so its redelivery is new.
-    let message = inbound("a", "m-1", "my deposit never arrived", t(0));
-    assert!(matches!(
-        store
-            .record_inbound(&message, &message.text, t(11))
+    // The messages were not marked handled: a redelivery is still a duplicate, and once the
+    // handler's lease ran out, recovery takes both over to handle them again.
+    assert_eq!(
+        record(&store, &message("a"), t(11)).await,
+        InboundOutcome::Duplicate
+    );
+    assert!(take_over_all(&store, "recovery", t(60)).await.is_empty());
+    let redo = take_over_all(&store, "recovery", t(100)).await;
+    assert_eq!(ids_of(&redo), [a, b]);
+    assert!(redo.iter().all(|m| m.text == "my deposit never arrived"));
+}
+
+/// Reads inside a unit of work see its own writes; others see none of them until it commits.
+pub async fn a_unit_of_work_reads_its_own_uncommitted_writes(db: TestDb) {
+    let store = db.connect().await;
+    let earlier = open(&store, "b", "BBBB", Priority::Normal, t(0)).await;
+    store
+        .set_staff_thread(earlier.id, "telegram", "topic-5")
+        .await
+        .unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let conversation = tx.load_conversation(&cref("a")).await.unwrap();
+    tx.append_transcript(
+        conversation.id,
+        None,
+        &TranscriptLine {
+            at: t(10),
+            sender: Sender::User,
+            text: "hello".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    let ticket = tx
+        .open_ticket(&new_ticket(
+            conversation.id,
+            "TTTT",
+            Priority::Normal,
+            t(10),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(tx.queued_count().await.unwrap(), 2);
+    assert_eq!(
+        tx.ticket_by_code("TTTT").await.unwrap().map(|t| t.id),
+        Some(ticket.id)
+    );
+    let texts = |lines: Vec<TranscriptLine>| lines.into_iter().map(|l| l.text).collect::<Vec<_>>();
+    assert_eq!(texts(tx.transcript(&cref("a")).await.unwrap()), ["hello"]);
+    assert_eq!(
+        tx.staff_thread(earlier.id, "telegram")
             .await
-            .unwrap(),
-        InboundOutcome::New(_)
-    ));
+            .unwrap()
+            .as_deref(),
+        Some("topic-5")
+    );
+    assert_eq!(tx.staff_thread(ticket.id, "telegram").await.unwrap(), None);
+    assert_eq!(tx.recent_handling_time(10).await.unwrap(), None);
+    assert_eq!(
+        tx.claim(earlier.id, "ann", t(70)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        tx.recent_handling_time(10).await.unwrap(),
+        Some(TimeDelta::seconds(70))
+    );
+    assert_eq!(tx.queued_count().await.unwrap(), 1);
+
+    assert_eq!(
+        store.queued_count().await.unwrap(),
+        1,
+        "only BBBB, unclaimed"
+    );
+    assert_eq!(store.ticket_by_code("TTTT").await.unwrap(), None);
+    assert!(store.transcript(&cref("a")).await.unwrap().is_empty());
+    assert_eq!(store.recent_handling_time(10).await.unwrap(), None);
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.queued_count().await.unwrap(), 1, "only TTTT");
+    assert_eq!(
+        store.recent_handling_time(10).await.unwrap(),
+        Some(TimeDelta::seconds(70))
+    );
+    assert_eq!(
+        texts(store.transcript(&cref("a")).await.unwrap()),
+        ["hello"]
+    );
 }
 
 pub async fn concurrent_units_of_work_on_one_conversation_lose_no_update(db: TestDb) {
@@ -794,6 +1130,76 @@ pub async fn resolve_needs_the_holder_and_cancel_needs_a_queued_ticket(db: TestD
     );
 }
 
+pub async fn release_gives_a_ticket_back_to_the_queue_only_from_its_holder(db: TestDb) {
+    let store = db.connect().await;
+    let a = open(&store, "a", "AAAA", Priority::Normal, t(0)).await;
+    let b = open(&store, "b", "BBBB", Priority::Normal, t(1)).await;
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.release(a.id, "ann").await.unwrap(),
+        ReleaseOutcome::NotClaimed
+    );
+    assert_eq!(
+        tx.release(9999, "ann").await.unwrap(),
+        ReleaseOutcome::NotFound
+    );
+    assert_eq!(
+        tx.claim(a.id, "ann", t(10)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        tx.release(a.id, "bob").await.unwrap(),
+        ReleaseOutcome::HeldBy("ann".to_owned())
+    );
+    assert_eq!(
+        tx.ticket(a.id).await.unwrap().unwrap().assignee.as_deref(),
+        Some("ann"),
+        "a refused release changes nothing"
+    );
+    assert_eq!(
+        tx.release(a.id, "ann").await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    tx.commit().await.unwrap();
+
+    let released = store.ticket(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.assignee, released.claimed_at),
+        (TicketStatus::Queued, None, None)
+    );
+    // Back in its old place: ahead of the ticket opened after it.
+    assert_eq!(store.queue_position(a.id).await.unwrap(), Some(1));
+    assert_eq!(store.queue_position(b.id).await.unwrap(), Some(2));
+    assert_eq!(store.queued_count().await.unwrap(), 2);
+    // Anyone may claim it again; once it is closed, there is nothing to release.
+    assert_eq!(
+        store.claim(a.id, "bob", t(20)).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.resolve(a.id, "bob", t(30)).await.unwrap(),
+        ResolveOutcome::Resolved
+    );
+    assert_eq!(
+        store.cancel(b.id, t(31)).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.release(a.id, "bob").await.unwrap(),
+        ReleaseOutcome::Closed
+    );
+    assert_eq!(
+        tx.release(b.id, "bob").await.unwrap(),
+        ReleaseOutcome::Closed
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.ticket(a.id).await.unwrap().unwrap().status,
+        TicketStatus::Resolved
+    );
+}
+
 pub async fn tickets_round_trip_every_field(db: TestDb) {
     let store = db.connect().await;
     let mut tx = store.begin().await.unwrap();
@@ -885,45 +1291,87 @@ pub async fn outbox_rows_stay_pending_until_delivered_and_retry_when_due(db: Tes
     let first = tx.enqueue(&outgoing("a", "first"), t(0)).await.unwrap();
     let second = tx.enqueue(&outgoing("b", "second"), t(1)).await.unwrap();
     tx.commit().await.unwrap();
-    assert!(
-        store.pending_outbox(10, t(-1)).await.unwrap().is_empty(),
-        "not due yet"
-    );
-    let pending = store.pending_outbox(10, t(1)).await.unwrap();
+    let lease = |store: &Store, owner: &'static str, now: DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .lease_due_outbox("terminal", owner, now + TimeDelta::seconds(30), 10, now)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(lease(&store, "w1", t(-1)).await.is_empty(), "not due yet");
+    let pending = store.pending_outbox(None, 10).await.unwrap();
     assert_eq!(
         pending.iter().map(|m| m.id).collect::<Vec<_>>(),
         [first, second]
     );
-    assert_eq!(pending[0].message, outgoing("a", "first"));
+    assert_eq!(pending[0].user_message(), Some(&outgoing("a", "first")));
+    assert_eq!(pending[0].platform, "terminal");
+    assert_eq!(pending[0].destination, "chat:chat-a");
     assert_eq!(pending[0].attempts, 0);
     assert_eq!(pending[0].created_at, t(0));
+    assert_eq!(pending[0].next_attempt_at, t(0));
+    assert_eq!(pending[0].last_error, None);
     assert_eq!(
-        store.pending_outbox(1, t(1)).await.unwrap().len(),
+        store.pending_outbox(None, 1).await.unwrap().len(),
         1,
         "limit respected"
     );
+    assert_eq!(
+        store
+            .lease_due_outbox("terminal", "w1", t(31), 1, t(1))
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        [first],
+        "limit respected"
+    );
+    let leased = lease(&store, "w1", t(1)).await;
+    assert_eq!(leased.iter().map(|m| m.id).collect::<Vec<_>>(), [second]);
+    assert_eq!(leased[0], pending[1]);
 
-    // A crash before delivery: the rows are still there for the next process.
+    // A crash before delivery: the rows are still there for the next process, which leases them
+    // once the dead worker's leases ran out.
     store.close().await;
     let store = db.connect().await;
-    assert_eq!(store.pending_outbox(10, t(2)).await.unwrap().len(), 2);
-
-    assert!(store.mark_delivered(first, t(2)).await.unwrap());
-    assert!(
-        !store.mark_delivered(first, t(3)).await.unwrap(),
-        "delivered once"
+    assert_eq!(store.pending_outbox(None, 10).await.unwrap().len(), 2);
+    assert!(lease(&store, "w2", t(30)).await.is_empty(), "still leased");
+    assert_eq!(
+        lease(&store, "w2", t(32))
+            .await
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        [first, second]
     );
+
     assert!(
         store
-            .mark_failed(second, "429 Too Many Requests", t(60))
+            .mark_delivered(first, Some("4711"), t(33))
             .await
             .unwrap()
     );
     assert!(
-        store.pending_outbox(10, t(59)).await.unwrap().is_empty(),
+        !store
+            .mark_delivered(first, Some("4712"), t(34))
+            .await
+            .unwrap(),
+        "delivered once"
+    );
+    assert!(
+        store
+            .retry_later(second, "429 Too Many Requests", t(60), true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        lease(&store, "w2", t(59)).await.is_empty(),
         "waits for retry time"
     );
-    let retry = store.pending_outbox(10, t(60)).await.unwrap();
+    let retry = lease(&store, "w2", t(60)).await;
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].id, second);
     assert_eq!(retry[0].attempts, 1);
@@ -932,13 +1380,33 @@ pub async fn outbox_rows_stay_pending_until_delivered_and_retry_when_due(db: Tes
         retry[0].last_error.as_deref(),
         Some("429 Too Many Requests")
     );
-    assert!(store.mark_delivered(second, t(61)).await.unwrap());
-    assert!(store.pending_outbox(10, t(1000)).await.unwrap().is_empty());
+    // A platform's "retry after" is not the row's fault: it does not count as an attempt.
+    assert!(
+        store
+            .retry_later(second, "retry after 10 s", t(70), false)
+            .await
+            .unwrap()
+    );
+    assert!(lease(&store, "w2", t(69)).await.is_empty());
+    let retry = lease(&store, "w2", t(70)).await;
+    assert_eq!(
+        (retry[0].attempts, retry[0].last_error.as_deref()),
+        (1, Some("retry after 10 s"))
+    );
+    assert!(store.mark_delivered(second, None, t(71)).await.unwrap());
+    assert!(store.pending_outbox(None, 10).await.unwrap().is_empty());
+    assert!(lease(&store, "w2", t(1000)).await.is_empty());
     assert!(
         !store.mark_failed(second, "late", t(2000)).await.unwrap(),
         "delivered stays delivered"
     );
-    assert!(!store.mark_delivered(9999, t(1)).await.unwrap());
+    assert!(
+        !store
+            .retry_later(second, "late", t(2000), true)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_delivered(9999, None, t(1)).await.unwrap());
 }
 
 pub async fn ratings_are_kept_per_ticket_and_checked(db: TestDb) {
@@ -978,6 +1446,7 @@ pub async fn misses_are_aggregated_by_text_most_frequent_first(db: TestDb) {
         intent_guess: Some(guess.to_owned()),
         confidence: Some(confidence),
         at: t(at),
+        inbound_id: None,
     };
     for m in [
         miss("how to stake", "earn.intro", 0.2, 0),
@@ -1031,7 +1500,7 @@ pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_th
                     钱包 🚀 \"q\" 'x' \\ \t tab  \r\nline2  ";
     let message = inbound("a", "m-secret", &raw, t(0));
     let InboundOutcome::New(_) = store
-        .record_inbound(&message, redacted, t(1))
+        .record_inbound(&message, redacted, OWNER, t(61), t(1))
         .await
         .unwrap()
     else {
@@ -1055,11 +1524,31 @@ pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_th
         name: "address".to_owned(),
         value: Some(redacted.to_owned()),
     }];
-    tx.open_ticket(&ticket).await.unwrap();
+    let opened = tx.open_ticket(&ticket).await.unwrap();
     tx.enqueue(&outgoing("a", redacted), t(2)).await.unwrap();
+    // Staff see it too: relayed, and in the transcript file of the ticket's first post.
+    tx.enqueue_delivery(
+        "telegram",
+        &Delivery::StaffPost {
+            ticket_id: opened.id,
+            post: StaffPost {
+                text: redacted.to_owned(),
+                file: Some(StaffFile {
+                    name: "SEED.txt".to_owned(),
+                    heading: "Transcript:".to_owned(),
+                    content: redacted.to_owned(),
+                    attached_note: "Transcript attached.".to_owned(),
+                }),
+                ..StaffPost::default()
+            },
+        },
+        t(2),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
-    let stored = store.unprocessed_inbound(10).await.unwrap();
+    let stored = take_over_all(&store, "recovery", t(100)).await;
     assert_eq!(
         stored[0].text.as_bytes(),
         redacted.as_bytes(),
@@ -1078,10 +1567,10 @@ pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_th
         Some(redacted)
     );
     assert_eq!(
-        store.pending_outbox(10, t(3)).await.unwrap()[0]
-            .message
-            .text,
-        redacted
+        store.pending_outbox(None, 10).await.unwrap()[0]
+            .user_message()
+            .map(|m| m.text.as_str()),
+        Some(redacted)
     );
 
     // The scan itself works (finds what was stored)…
@@ -1123,10 +1612,10 @@ pub async fn handling_time_is_the_median_of_recent_claims(db: TestDb) {
 pub async fn users_keep_their_latest_name_and_chosen_language(db: TestDb) {
     let store = db.connect().await;
     let mut message = inbound("a", "1", "hi", t(0));
-    store.record_inbound(&message, "hi", t(0)).await.unwrap();
+    record(&store, &message, t(0)).await;
     message.user_name = "Alice 🌸".to_owned();
     message.platform_message_id = "2".to_owned();
-    store.record_inbound(&message, "hi", t(1)).await.unwrap();
+    record(&store, &message, t(1)).await;
     let mut tx = store.begin().await.unwrap();
     assert!(
         tx.set_user_language("terminal", "a", Some("zh"))
@@ -1248,23 +1737,10 @@ pub async fn transcripts_keep_the_order_lines_were_written(db: TestDb) {
     assert_eq!(texts, ["staff joined", "thanks"]);
 }
 
-fn outgoing_to(platform: &str, chat: &str, user: &str, text: &str) -> Outgoing {
-    Outgoing {
-        conversation: ConversationRef {
-            platform: platform.to_owned(),
-            chat_id: chat.to_owned(),
-            user_id: user.to_owned(),
-        },
-        text: text.to_owned(),
-        buttons: vec![],
-        reply_to: None,
-    }
-}
-
 pub async fn pending_outbox_is_listed_per_platform_and_per_conversation(db: TestDb) {
     let store = db.connect().await;
     let mut tx = store.begin().await.unwrap();
-    // Enqueued out of time order: the lists are by due time, then id.
+    // Enqueued out of time order: the lists are in the order rows were written.
     let d2 = tx
         .enqueue(&outgoing_to("discord", "c1", "u1", "d2"), t(2))
         .await
@@ -1293,42 +1769,43 @@ pub async fn pending_outbox_is_listed_per_platform_and_per_conversation(db: Test
     let ids = |v: Vec<kefu_store::OutboxMessage>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
 
     assert_eq!(
-        ids(store
-            .pending_outbox_for_platform("discord", 10, t(10))
-            .await
-            .unwrap()),
-        [d1, other_user, d2, other_chat]
+        ids(store.pending_outbox(Some("discord"), 10).await.unwrap()),
+        [d2, d1, other_user, other_chat, later]
     );
     assert_eq!(
-        ids(store
-            .pending_outbox_for_platform("discord", 2, t(10))
-            .await
-            .unwrap()),
-        [d1, other_user],
+        ids(store.pending_outbox(Some("discord"), 2).await.unwrap()),
+        [d2, d1],
         "limit respected"
     );
     assert_eq!(
-        ids(store
-            .pending_outbox_for_platform("telegram", 10, t(10))
-            .await
-            .unwrap()),
+        ids(store.pending_outbox(Some("telegram"), 10).await.unwrap()),
         [t1]
     );
     assert!(
         store
-            .pending_outbox_for_platform("slack", 10, t(10))
+            .pending_outbox(Some("slack"), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(
-        store
-            .pending_outbox_for_platform("discord", 10, t(0))
-            .await
-            .unwrap()
-            .is_empty(),
-        "not due yet"
+    assert_eq!(
+        ids(store.pending_outbox(None, 10).await.unwrap()),
+        [d2, t1, d1, other_user, other_chat, later]
     );
+    // What a platform's worker may send: due rows only, and of one chat only its first row (d2
+    // is not due at 1 s, and holds back the due d1 and the other user's row behind it).
+    let lease = |now| {
+        let store = store.clone();
+        async move {
+            ids(store
+                .lease_due_outbox("discord", "w", now + TimeDelta::seconds(5), 10, now)
+                .await
+                .unwrap())
+        }
+    };
+    assert!(lease(t(0)).await.is_empty(), "not due yet");
+    assert!(lease(t(1)).await.is_empty(), "d2 first");
+    assert_eq!(lease(t(10)).await, [d2, other_chat]);
 
     let c1u1 = ConversationRef {
         platform: "discord".to_owned(),
@@ -1340,18 +1817,21 @@ pub async fn pending_outbox_is_listed_per_platform_and_per_conversation(db: Test
             .pending_outbox_for_conversation(&c1u1, t(10))
             .await
             .unwrap()),
-        [d1, d2]
+        [d2, d1]
     );
     let pending = store
         .pending_outbox_for_conversation(&c1u1, t(100))
         .await
         .unwrap();
-    assert_eq!(pending[0].message, outgoing_to("discord", "c1", "u1", "d1"));
+    assert_eq!(
+        pending[0].user_message(),
+        Some(&outgoing_to("discord", "c1", "u1", "d2"))
+    );
     assert_eq!(pending.iter().map(|m| m.id).next_back(), Some(later));
 
     // Delivered and retried rows follow the same rules as `pending_outbox`.
-    assert!(store.mark_delivered(d1, t(11)).await.unwrap());
-    assert!(store.mark_failed(d2, "timeout", t(50)).await.unwrap());
+    assert!(store.mark_delivered(d1, Some("s1"), t(11)).await.unwrap());
+    assert!(store.retry_later(d2, "timeout", t(50), true).await.unwrap());
     assert!(
         store
             .pending_outbox_for_conversation(&c1u1, t(49))
@@ -1366,16 +1846,12 @@ pub async fn pending_outbox_is_listed_per_platform_and_per_conversation(db: Test
             .unwrap()),
         [d2]
     );
+    // other_chat is still leased (until 15 s) to the worker that took it at 10 s.
+    assert!(lease(t(14)).await.is_empty());
+    assert_eq!(lease(t(50)).await, [d2, other_chat]);
     assert_eq!(
-        ids(store
-            .pending_outbox_for_platform("discord", 10, t(50))
-            .await
-            .unwrap()),
-        [other_user, other_chat, d2]
-    );
-    assert_eq!(
-        ids(store.pending_outbox(10, t(50)).await.unwrap()),
-        [t1, other_user, other_chat, d2]
+        ids(store.pending_outbox(None, 10).await.unwrap()),
+        [d2, t1, other_user, other_chat, later]
     );
 }
 

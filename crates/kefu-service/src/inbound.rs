@@ -1,0 +1,403 @@
+//! A user's message, from the adapter to a committed turn: clean, redact, store with a lease,
+//! then one transaction that commits only while the lease is still this process's.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kefu_core::model::{Attachment, ConversationRef, Inbound, Ticket, TicketStatus};
+use kefu_core::state::Phase;
+use kefu_core::{
+    Action, Context, ConversationState, Event, Flood, QueueInfo, Reply, SecretFound, UserMessage,
+};
+use kefu_nlu::engine::Engine;
+use kefu_nlu::secrets::{find_secrets, redact};
+use kefu_store::{InboundOutcome, StoreError, StoredInbound, UnitOfWork};
+use tracing::Instrument;
+
+use crate::turn::Turn;
+use crate::{Result, Service, ServiceError, decode_state, error_chain, new_ticket_code};
+
+/// Handlings a stored message gets before it is set aside as failed.
+const MAX_ATTEMPTS: i64 = 5;
+
+/// Messages taken over per [`Service::recover`] call.
+const RECOVER_BATCH: i64 = 100;
+
+/// The NLU reads at most this much of a message (it is stored whole, up to the configured cap).
+const CLASSIFY_BYTES: usize = 2048;
+
+/// Attempts at a turn whose fresh ticket code clashed with an existing one.
+const CODE_ATTEMPTS: u32 = 3;
+
+/// What happened to an inbound message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    /// The same platform message was already stored: nothing was done.
+    Duplicate,
+    /// Handled; what it caused is in the outbox.
+    Processed {
+        /// A secret was found and redacted (the warning is in the outbox, and, where the
+        /// platform allows, the message's deletion).
+        secret_redacted: bool,
+        /// A ticket opened by this message.
+        ticket_opened: Option<Box<Ticket>>,
+    },
+    /// Another handler took the message over (this one held it past its lease): it does the
+    /// work, this one did nothing.
+    TakenOver,
+    /// Stored, but its handling failed for now (the database is unreachable or busy): it is
+    /// taken over and handled once its lease expires. The platform update can be acknowledged.
+    Deferred,
+    /// Stored, but its handling can never succeed: set aside with the reason (the platform
+    /// update can be acknowledged; nothing else waits for it).
+    Failed,
+}
+
+/// A stored message on its way through a turn.
+struct Message<'a> {
+    id: i64,
+    conversation: &'a ConversationRef,
+    user_name: &'a str,
+    platform_message_id: &'a str,
+    /// The redacted text.
+    text: String,
+    /// Secrets found on arrival (empty when taken over: the warning went out already or will not).
+    secrets: Vec<SecretFound>,
+    sent_at: DateTime<Utc>,
+    attachments: &'a [Attachment],
+    pressed: bool,
+    /// The text was longer than the service keeps.
+    cut: bool,
+}
+
+impl Service {
+    /// Handles one inbound message end to end (see the crate doc).
+    ///
+    /// `Err` means the message was not stored: when [`ServiceError::is_transient`], hold the
+    /// platform update and try again later; otherwise the update can never be stored — record
+    /// it with [`Service::record_unstorable`] and acknowledge it, so it does not block the
+    /// messages after it. Every `Ok` means the update can be acknowledged.
+    pub async fn handle_inbound(&self, inbound: &Inbound, now: DateTime<Utc>) -> Result<Handled> {
+        let engine = self.engine().ok_or(ServiceError::NoEngine)?;
+        let clean = kefu_core::text::sanitize(&inbound.text);
+        let (text, cut) = kefu_core::text::cap(&clean, self.config.max_message_bytes);
+        let name = kefu_core::text::sanitize(&inbound.user_name);
+        let (name, _) = kefu_core::text::cap(&name, 256);
+        let spans = find_secrets(text);
+        let redacted = redact(text, &spans);
+        let stored = Inbound {
+            text: String::new(),
+            user_name: name.to_owned(),
+            platform_message_id: kefu_core::text::sanitize(&inbound.platform_message_id)
+                .into_owned(),
+            ..inbound.clone()
+        };
+        let lease_until = now + lease(self.config.inbound_lease);
+        let id = match self
+            .store
+            .record_inbound(&stored, &redacted, self.instance(), lease_until, now)
+            .await?
+        {
+            InboundOutcome::Duplicate => return Ok(Handled::Duplicate),
+            InboundOutcome::New(id) => id,
+        };
+        let message = Message {
+            id,
+            conversation: &stored.conversation,
+            user_name: &stored.user_name,
+            platform_message_id: &stored.platform_message_id,
+            text: redacted,
+            secrets: spans.iter().map(SecretFound::from).collect(),
+            sent_at: inbound.at,
+            attachments: &inbound.attachments,
+            pressed: inbound.pressed,
+            cut,
+        };
+        Ok(self.settle(&engine, message, now).await)
+    }
+
+    /// Takes over and handles messages stored but not handled whose lease expired — their
+    /// handler died, or failed for a moment — oldest first; returns how many were handled. A
+    /// message another process is still handling is left alone. Their text was redacted before
+    /// it was stored, so the secret warning is not repeated.
+    pub async fn recover(&self, now: DateTime<Utc>) -> Result<usize> {
+        let engine = self.engine().ok_or(ServiceError::NoEngine)?;
+        let stale = self
+            .store
+            .claim_stale_inbound(
+                self.instance(),
+                now + lease(self.config.inbound_lease),
+                MAX_ATTEMPTS,
+                RECOVER_BATCH,
+                now,
+            )
+            .await?;
+        let mut handled = 0;
+        for m in &stale {
+            let message = stored_message(m);
+            match self.settle(&engine, message, now).await {
+                Handled::Processed { .. } => handled += 1,
+                // The database went away: the rest keep their leases and are taken over later.
+                Handled::Deferred => break,
+                _ => {}
+            }
+        }
+        if !stale.is_empty() {
+            tracing::info!(
+                taken_over = stale.len(),
+                handled,
+                "recovered unhandled messages"
+            );
+        }
+        Ok(handled)
+    }
+
+    /// Records a platform update that could never be stored (see [`Service::handle_inbound`]):
+    /// which update and why, never its text.
+    pub async fn record_unstorable(
+        &self,
+        platform: &str,
+        source: &str,
+        chat_id: Option<&str>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let letter = kefu_store::DeadLetter {
+            platform: platform.to_owned(),
+            source: source.to_owned(),
+            chat_id: chat_id.map(str::to_owned),
+            reason: reason.to_owned(),
+            at: now,
+        };
+        self.store.record_dead_letter(&letter).await?;
+        tracing::warn!(
+            platform,
+            source,
+            reason,
+            "an update that cannot be stored was set aside"
+        );
+        Ok(())
+    }
+
+    /// Runs the turn and turns its failure into what the caller needs to know.
+    async fn settle(&self, engine: &Engine, message: Message<'_>, now: DateTime<Utc>) -> Handled {
+        let id = message.id;
+        let span = tracing::info_span!(
+            "turn",
+            platform = %message.conversation.platform,
+            inbound = id,
+            conversation = tracing::field::Empty,
+            ticket = tracing::field::Empty,
+        );
+        match self.process(engine, &message, now).instrument(span).await {
+            Ok(handled) => handled,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(inbound = id, error = %error_chain(&e), "a message's handling failed for now; it is retried when its lease expires");
+                Handled::Deferred
+            }
+            Err(e) => {
+                let reason = error_chain(&e);
+                tracing::error!(inbound = id, error = %reason, "a message's handling can never succeed; set aside");
+                if let Err(e) = self.store.fail_inbound(id, &reason, now).await {
+                    tracing::warn!(inbound = id, error = %error_chain(&e), "could not set a message aside");
+                }
+                Handled::Failed
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        engine: &Engine,
+        m: &Message<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Handled> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.turn(engine, m, now).await {
+                Err(ServiceError::Store(StoreError::DuplicateTicketCode { .. }))
+                    if attempt < CODE_ATTEMPTS =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn turn(&self, engine: &Engine, m: &Message<'_>, now: DateTime<Utc>) -> Result<Handled> {
+        let mut tx = self.store.begin().await?;
+        // First, and conditional: the turn commits only while this process holds the message.
+        if !tx.finish_inbound(m.id, self.instance(), now).await? {
+            tx.rollback().await?;
+            tracing::info!(
+                inbound = m.id,
+                "the message was taken over by another handler"
+            );
+            return Ok(Handled::TakenOver);
+        }
+        let conversation = tx.load_conversation(m.conversation).await?;
+        tracing::Span::current().record("conversation", conversation.id);
+        let mut state = decode_state(conversation.state.as_ref());
+        let open = repair(&mut tx, &mut state, now).await?;
+        if let Some(t) = &open {
+            tracing::Span::current().record("ticket", t.id);
+        }
+        let window = TimeDelta::from_std(self.config.flood.window).unwrap_or(TimeDelta::MAX);
+        let recent = tx
+            .count_recent_inbound(conversation.id, now - window)
+            .await?;
+        let queue = queue_info(&mut tx, open.as_ref()).await?;
+        // Classified unless a human holds the chat (the policy may answer a clear question while
+        // the ticket waits in the queue).
+        let decision = state.held_by_staff().is_none().then(|| {
+            let (prefix, _) = kefu_core::text::cap(&m.text, CLASSIFY_BYTES);
+            engine.decide(prefix)
+        });
+        let line_text = m
+            .pressed
+            .then(|| kefu_core::policy::press_label(&state, &m.text, engine.kb()))
+            .flatten()
+            .map_or_else(
+                || m.text.clone(),
+                |label| kefu_core::messages::pressed(&label),
+            );
+        let code = new_ticket_code()?;
+        let ctx = Context {
+            kb: engine.kb(),
+            now,
+            hours: &self.config.hours,
+            queue,
+            ticket_code: &code,
+            flood: Flood {
+                recent_messages: usize::try_from(recent).unwrap_or(usize::MAX),
+                max_messages: self.config.flood.max_messages,
+            },
+        };
+        let event = Event::UserMessage(UserMessage {
+            text_redacted: m.text.clone(),
+            secrets: m.secrets.clone(),
+            at: m.sent_at,
+            platform_message_id: m.platform_message_id.to_owned(),
+            decision,
+            attachments: m.attachments.to_vec(),
+        });
+        let step = kefu_core::handle(&state, &event, &ctx);
+        let mut turn = Turn::new(
+            tx,
+            self,
+            conversation.id,
+            m.conversation,
+            m.user_name,
+            open,
+            Some(m.platform_message_id),
+            Some(m.id),
+            now,
+        );
+        turn.user_line(m.sent_at, line_text).await?;
+        if m.cut && step.state.held_by_staff().is_none() {
+            let notice = kefu_core::messages::message_cut(step.state.language);
+            turn.apply(Action::Reply(Reply {
+                text: notice,
+                buttons: Vec::new(),
+            }))
+            .await?;
+        }
+        let mut ticket_opened = None;
+        for action in step.actions {
+            let opens = matches!(action, Action::OpenTicket(_));
+            turn.apply(action).await?;
+            if opens {
+                ticket_opened = turn.ticket.clone().map(Box::new);
+            }
+        }
+        turn.flush().await?;
+        let enqueued = turn.enqueued;
+        let mut tx = turn.tx;
+        tx.save_conversation(conversation.id, &serde_json::to_value(&step.state)?, now)
+            .await?;
+        tx.commit().await?;
+        if enqueued {
+            self.outbox_changed();
+        }
+        Ok(Handled::Processed {
+            secret_redacted: !m.secrets.is_empty(),
+            ticket_opened,
+        })
+    }
+}
+
+fn stored_message(m: &StoredInbound) -> Message<'_> {
+    Message {
+        id: m.id,
+        conversation: &m.conversation,
+        user_name: &m.user_name,
+        platform_message_id: &m.platform_message_id,
+        text: m.text.clone(),
+        secrets: Vec::new(),
+        sent_at: m.sent_at,
+        attachments: &m.attachments,
+        pressed: m.pressed,
+        cut: false,
+    }
+}
+
+fn lease(d: std::time::Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::seconds(10))
+}
+
+/// Brings a conversation's state in line with its ticket, and returns the open ticket. A ticket
+/// closed or changed elsewhere (by an older version, by hand, by a crash between two separate
+/// writes in the past) must never leave the user stuck: a closed ticket gives the chat back to
+/// the bot; a claimed ticket means staff hold the chat; a queued one means they do not.
+pub(crate) async fn repair(
+    tx: &mut UnitOfWork,
+    state: &mut ConversationState,
+    now: DateTime<Utc>,
+) -> Result<Option<Ticket>> {
+    let Some(code) = state.open_ticket().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let ticket = tx.ticket_by_code(&code).await?;
+    let (phase, open) = match ticket {
+        None => (Some(Phase::Idle), None),
+        Some(t) => match (t.status, &state.phase) {
+            (TicketStatus::Resolved | TicketStatus::Cancelled, _) => (Some(Phase::Idle), None),
+            (TicketStatus::Claimed, Phase::Queued { .. }) => (
+                Some(Phase::WithStaff {
+                    ticket: code.clone(),
+                    staff: t.assignee.clone().unwrap_or_default(),
+                }),
+                Some(t),
+            ),
+            (TicketStatus::Queued, Phase::WithStaff { .. }) => (
+                Some(Phase::Queued {
+                    ticket: code.clone(),
+                    last_notice: now,
+                }),
+                Some(t),
+            ),
+            _ => (None, Some(t)),
+        },
+    };
+    if let Some(phase) = phase {
+        tracing::warn!(ticket = %code, "conversation state disagreed with its ticket; repaired");
+        state.phase = phase;
+    }
+    Ok(open)
+}
+
+/// The queue as this transaction sees it.
+pub(crate) async fn queue_info(tx: &mut UnitOfWork, open: Option<&Ticket>) -> Result<QueueInfo> {
+    let position = match open {
+        Some(t) => tx.queue_position(t.id).await?.map_or(0, |p| p as usize),
+        None => usize::try_from(tx.queued_count().await?).unwrap_or(0) + 1,
+    };
+    let handling = tx.recent_handling_time(20).await?;
+    let expected_wait = handling
+        .and_then(|h| h.to_std().ok())
+        .map(|h| h * position.max(1) as u32);
+    Ok(QueueInfo {
+        position,
+        expected_wait,
+    })
+}

@@ -1,0 +1,103 @@
+//! The staff supergroup: what staff type in a ticket's forum topic goes to the user; the Claim,
+//! Resolve and Release buttons act on the ticket. Who may do either: the configured staff ids.
+//! The service says what happened; refusals and notices are posted through the outbox, and a
+//! button press is answered at once with a short toast (Telegram's callback answer).
+
+use chrono::Utc;
+use kefu_core::staff::{self as text, StaffAction};
+use kefu_service::{ServiceError, StaffActor, StaffOutcome};
+use teloxide::prelude::*;
+use teloxide::types::CallbackQueryId;
+
+use crate::updates::Person;
+use crate::{Adapter, PLATFORM};
+
+impl Adapter<'_> {
+    fn is_staff(&self, person: &Person) -> bool {
+        self.config.staff_user_ids.contains(&person.id)
+    }
+
+    fn actor(&self, person: &Person, reply_to: Option<String>, post_refusal: bool) -> StaffActor {
+        StaffActor {
+            name: person.name.clone(),
+            space: Some(PLATFORM.to_owned()),
+            reply_to,
+            post_refusal,
+            lang: person.lang,
+        }
+    }
+
+    /// Text in a topic of the staff supergroup.
+    pub(crate) async fn on_staff_text(
+        &self,
+        topic: i32,
+        from: &Person,
+        body: &str,
+        message_id: i32,
+    ) -> Result<(), ServiceError> {
+        if !self.is_staff(from) {
+            return Ok(());
+        }
+        let Some(ticket) = self
+            .service
+            .ticket_for_staff_space(PLATFORM, &topic.to_string())
+            .await?
+        else {
+            return Ok(());
+        };
+        let actor = self.actor(from, Some(message_id.to_string()), true);
+        self.service
+            .staff_action(
+                &actor,
+                ticket,
+                StaffAction::Reply(body.to_owned()),
+                Utc::now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A staff button: acted on if the presser is staff, answered with a toast either way.
+    pub(crate) async fn on_staff_button(
+        &self,
+        callback: &str,
+        from: &Person,
+        payload: &str,
+    ) -> Result<(), ServiceError> {
+        let lang = from.lang.unwrap_or(self.service.config().staff_language);
+        let (answer, alert) = if !self.is_staff(from) {
+            (text::only_staff(lang), true)
+        } else {
+            match text::parse_button(payload) {
+                None => (
+                    text::button_outcome(lang, &StaffAction::Claim, &StaffOutcome::NotFound),
+                    true,
+                ),
+                Some((action, ticket)) => {
+                    let outcome = self
+                        .service
+                        .staff_action(
+                            &self.actor(from, None, false),
+                            ticket,
+                            action.clone(),
+                            Utc::now(),
+                        )
+                        .await?;
+                    let alert = outcome != StaffOutcome::Done;
+                    (text::button_outcome(lang, &action, &outcome), alert)
+                }
+            }
+        };
+        let mut request = self
+            .bot
+            .answer_callback_query(CallbackQueryId(callback.to_owned()))
+            .text(answer);
+        if alert {
+            request = request.show_alert(true);
+        }
+        if let Err(e) = request.await {
+            tracing::debug!(error = %self.hide(&e), "telegram: answerCallbackQuery failed");
+        }
+        Ok(())
+    }
+}
