@@ -132,6 +132,14 @@ enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run conversation tests (stories) through the real engine and service; exit 1 if one fails.
+    Test {
+        /// Story files or directories of them (default: the KB directory's `stories/`).
+        stories: Vec<PathBuf>,
+        /// Knowledge base (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
     /// Validate a KB; report cross-validated accuracy per intent and the most confusable pairs.
     Check {
         /// Knowledge base (default: the configured `nlu.kb`).
@@ -187,6 +195,17 @@ fn main() -> ExitCode {
                 Command::Kb {
                     command: KbCommand::Misses { limit, json },
                 } => commands::kb::misses(&settings, limit, json),
+                Command::Kb {
+                    command: KbCommand::Test { stories, kb },
+                } => {
+                    let kb = kb_or(kb);
+                    let stories = if stories.is_empty() {
+                        vec![kb.join("stories")]
+                    } else {
+                        stories
+                    };
+                    commands::stories::run(&settings, &kb, &stories)
+                }
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
                 Command::Run { kb } => commands::run::run(&settings, &kb_or(kb)),
                 Command::Desk { command } => {

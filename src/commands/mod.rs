@@ -6,6 +6,7 @@ pub mod desk;
 pub mod eval;
 pub mod kb;
 pub mod run;
+pub mod stories;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -93,31 +94,42 @@ pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failu
 /// Loads and trains the KB; a KB that can't be read or is invalid is bad input.
 pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
     let t0 = Instant::now();
-    let kb = kefu_nlu::kb::load(path).map_err(|e| match e {
-        KbError::Io { .. } | KbError::NoFiles(_) | KbError::Invalid { .. } => {
-            Failure::BadInput(e.into())
-        }
-    })?;
+    let kb = load_kb(path)?;
     let load = t0.elapsed();
-    for w in &kb.warnings {
-        eprintln!("warning: {w}");
-    }
     let t1 = Instant::now();
-    let opts = EngineOptions {
-        word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
-        lexicon: LEXICON.get().copied().unwrap_or(true),
-        ..EngineOptions::default()
-    };
-    let engine = match ENCODER.get() {
-        Some(encoder) => Engine::train_with_encoder(kb, opts, encoder.clone())
-            .map_err(|e| Failure::Other(e.into()))?,
-        None => Engine::train_with(kb, opts),
-    };
+    let engine = train(kb)?;
     Ok(Loaded {
         engine,
         load,
         train: t1.elapsed(),
     })
+}
+
+/// Loads a KB (its warnings to stderr); a KB that can't be read or is invalid is bad input.
+pub fn load_kb(path: &Path) -> Result<kefu_nlu::kb::KnowledgeBase, Failure> {
+    let kb = kefu_nlu::kb::load(path).map_err(|e| match e {
+        KbError::Io { .. } | KbError::NoFiles(_) | KbError::Invalid { .. } => {
+            Failure::BadInput(e.into())
+        }
+    })?;
+    for w in &kb.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(kb)
+}
+
+/// Trains the engine on a loaded KB with the configured features (word vectors, lexicon, encoder).
+pub fn train(kb: kefu_nlu::kb::KnowledgeBase) -> Result<Engine, Failure> {
+    let opts = EngineOptions {
+        word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
+        lexicon: LEXICON.get().copied().unwrap_or(true),
+        ..EngineOptions::default()
+    };
+    match ENCODER.get() {
+        Some(encoder) => Engine::train_with_encoder(kb, opts, encoder.clone())
+            .map_err(|e| Failure::Other(e.into())),
+        None => Ok(Engine::train_with(kb, opts)),
+    }
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.

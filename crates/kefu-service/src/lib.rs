@@ -208,10 +208,14 @@ impl Service {
         let queue = self.queue_info(open.as_ref(), now).await?;
         // Classified unless a human holds the chat (the policy may answer a clear question while
         // the ticket waits in the queue).
-        let decision = state
-            .held_by_staff()
-            .is_none()
-            .then(|| self.engine.decide(&redacted));
+        let bot_may_answer = state.held_by_staff().is_none();
+        let decision = bot_may_answer.then(|| self.engine.decide(&redacted));
+        // Each clause of a message that asks two things, for the policy to answer both.
+        let clauses = if bot_may_answer {
+            kefu_core::clauses::decide(&self.engine, &redacted)
+        } else {
+            Vec::new()
+        };
         let line_text = pressed
             .then(|| kefu_core::policy::press_label(&state, &redacted, self.engine.kb()))
             .flatten()
@@ -237,6 +241,8 @@ impl Service {
             platform_message_id: platform_message_id.to_owned(),
             decision,
             attachments: attachments.to_vec(),
+            clauses,
+            thresholds: Some(self.engine.policy()),
         });
         let step = kefu_core::handle(&state, &event, &ctx);
         let user_line = TranscriptLine {
