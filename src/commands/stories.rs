@@ -126,6 +126,10 @@ struct Loaded {
     story: Story,
 }
 
+/// A story's result: its differences from the expectations (none when it passed), or why it could
+/// not run.
+type StoryOutcome = Result<Vec<String>, String>;
+
 pub fn run(settings: &Settings, kb_path: &Path, paths: &[PathBuf]) -> Result<(), Failure> {
     let kb = load_kb(kb_path)?;
     let files = story_files(paths)?;
@@ -158,7 +162,7 @@ pub fn run(settings: &Settings, kb_path: &Path, paths: &[PathBuf]) -> Result<(),
     // Stories are independent (each has its own database and engine): run them on every core,
     // then report in file order.
     let next = Mutex::new(0usize);
-    let results: Vec<Mutex<Option<Result<Vec<String>, String>>>> =
+    let results: Vec<Mutex<Option<StoryOutcome>>> =
         stories.iter().map(|_| Mutex::new(None)).collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
