@@ -5,15 +5,17 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod report;
 pub mod run;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kefu_nlu::encoder::Encoder;
 use kefu_nlu::engine::{Engine, EngineOptions};
 use kefu_nlu::kb::KbError;
+use kefu_nlu::thesaurus::{THESAURUS_DEPTH, Thesaurus, ThesaurusError};
 
 /// Appends one formatted line to a `String` of output.
 macro_rules! outln {
@@ -68,12 +70,16 @@ static WORD_VECTORS: OnceLock<bool> = OnceLock::new();
 /// `nlu.lexicon` (true unless configured off).
 static LEXICON: OnceLock<bool> = OnceLock::new();
 
+/// `nlu.thesaurus_file` when `nlu.thesaurus` is on.
+static THESAURUS: OnceLock<Option<PathBuf>> = OnceLock::new();
+
 /// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
 /// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
     let _ = WORD_VECTORS.set(nlu.word_vectors);
     let _ = LEXICON.set(nlu.lexicon);
+    let _ = THESAURUS.set(nlu.thesaurus.then(|| nlu.thesaurus_file.clone()));
     match nlu.encoder {
         EncoderKind::None => Ok(()),
         #[cfg(not(feature = "rust-bert"))]
@@ -106,6 +112,7 @@ pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
     let opts = EngineOptions {
         word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
         lexicon: LEXICON.get().copied().unwrap_or(true),
+        thesaurus: load_thesaurus()?.map(Arc::new),
         ..EngineOptions::default()
     };
     let engine = match ENCODER.get() {
@@ -118,6 +125,26 @@ pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
         load,
         train: t1.elapsed(),
     })
+}
+
+/// The thesaurus `nlu.thesaurus_file` names, when `nlu.thesaurus` is on. A missing file is a
+/// warning (the default configuration names it, and the data is fetched separately); a broken one
+/// is an error.
+fn load_thesaurus() -> Result<Option<Thesaurus>, Failure> {
+    let Some(Some(path)) = THESAURUS.get() else {
+        return Ok(None);
+    };
+    match Thesaurus::load(path, THESAURUS_DEPTH) {
+        Ok(t) => Ok(Some(t)),
+        Err(ThesaurusError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "warning: the thesaurus {} is missing, so Chinese words bring only their characters; fix: run models/fetch-cilin.sh, or set nlu.thesaurus = false",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(Failure::Other(e.into())),
+    }
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
