@@ -47,6 +47,11 @@ enum Command {
         /// decision, predicted intent, candidates with scores, ok).
         #[arg(long, value_name = "FILE")]
         details: Option<PathBuf>,
+        /// Also write an HTML report with charts to this file (self-contained: reliability,
+        /// confidence, thresholds, per-intent precision and recall, confused pairs, length and
+        /// language).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Knowledge-base tools.
     Kb {
@@ -147,6 +152,9 @@ enum KbCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write an HTML report of the held-out folds to this file (as `kefu eval --report`).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -188,10 +196,17 @@ fn main() -> ExitCode {
                     cases,
                     json,
                     details,
-                } => commands::eval::run(&kb_or(kb), &cases, json, details.as_deref()),
+                    report,
+                } => commands::eval::run(
+                    &kb_or(kb),
+                    &cases,
+                    json,
+                    details.as_deref(),
+                    report.as_deref(),
+                ),
                 Command::Kb {
-                    command: KbCommand::Check { kb, json },
-                } => commands::kb::check(&kb_or(kb), json),
+                    command: KbCommand::Check { kb, json, report },
+                } => commands::kb::check(&kb_or(kb), json, report.as_deref()),
                 Command::Kb {
                     command: KbCommand::Misses { limit, json },
                 } => commands::kb::misses(&settings, limit, json),
