@@ -47,6 +47,11 @@ enum Command {
         /// decision, predicted intent, candidates with scores, ok).
         #[arg(long, value_name = "FILE")]
         details: Option<PathBuf>,
+        /// Also write an HTML report with charts to this file (self-contained: reliability,
+        /// confidence, thresholds, per-intent precision and recall, confused pairs, length and
+        /// language).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Knowledge-base tools.
     Kb {
@@ -140,6 +145,14 @@ enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run conversation tests (stories) through the real engine and service; exit 1 if one fails.
+    Test {
+        /// Story files or directories of them (default: the KB directory's `stories/`).
+        stories: Vec<PathBuf>,
+        /// Knowledge base (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
     /// Validate a KB; report cross-validated accuracy per intent and the most confusable pairs.
     Check {
         /// Knowledge base (default: the configured `nlu.kb`).
@@ -147,6 +160,9 @@ enum KbCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write an HTML report of the held-out folds to this file (as `kefu eval --report`).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -189,13 +205,31 @@ fn main() -> ExitCode {
                     cases,
                     json,
                     details,
-                } => commands::eval::run(&kb_or(kb), &cases, json, details.as_deref()),
+                    report,
+                } => commands::eval::run(
+                    &kb_or(kb),
+                    &cases,
+                    json,
+                    details.as_deref(),
+                    report.as_deref(),
+                ),
                 Command::Kb {
-                    command: KbCommand::Check { kb, json },
-                } => commands::kb::check(&kb_or(kb), json),
+                    command: KbCommand::Check { kb, json, report },
+                } => commands::kb::check(&kb_or(kb), json, report.as_deref()),
                 Command::Kb {
                     command: KbCommand::Misses { limit, json },
                 } => commands::kb::misses(&settings, limit, json),
+                Command::Kb {
+                    command: KbCommand::Test { stories, kb },
+                } => {
+                    let kb = kb_or(kb);
+                    let stories = if stories.is_empty() {
+                        vec![kb.join("stories")]
+                    } else {
+                        stories
+                    };
+                    commands::stories::run(&settings, &kb, &stories)
+                }
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
                 Command::Run { kb } => commands::run::run(&settings, &kb_or(kb)),
                 Command::Desk { command } => {

@@ -234,6 +234,11 @@ pub struct NluSettings {
     pub word_vectors: bool,
     /// The built-in support lexicon's concepts join the features (`kefu_nlu::concepts`).
     pub lexicon: bool,
+    /// A Chinese thesaurus's semantic classes join the features (`kefu_nlu::thesaurus`) when
+    /// `thesaurus_file` exists.
+    pub thesaurus: bool,
+    /// The thesaurus table `models/fetch-cilin.sh` writes.
+    pub thesaurus_file: PathBuf,
 }
 
 /// `nlu.encoder`.

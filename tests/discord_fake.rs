@@ -352,6 +352,10 @@ async fn a_dropped_connection_is_resumed_and_missed_events_replayed_once() {
         s.contains(&"resumed".to_owned())
     })
     .await;
+    // Each event is handled on its own task, so two echoes can overtake each other: the replayed
+    // message is answered before the next one is sent.
+    fake.wait_until("the replayed echo", |r| posts_to(r, CHANNEL).len() == 2)
+        .await;
     fake.dispatch(
         "MESSAGE_CREATE",
         fake_discord::message(23, CHANNEL, Some(GUILD), (42, "alice"), "after", false, &[]),

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kefu_nlu::engine::DecisionKind;
 use serde::{Deserialize, Serialize};
 
+use super::report::{self, ReportCase, ReportInput, Slice};
 use super::{Failure, emit, load_engine, outln, peak_rss_mib};
 
 #[derive(Deserialize)]
@@ -51,11 +52,17 @@ pub struct Report {
     pub word_vectors: bool,
     /// Whether the built-in support lexicon's concepts were among the features (`nlu.lexicon`).
     pub lexicon: bool,
+    /// Whether a Chinese thesaurus's classes were among the features (`nlu.thesaurus`).
+    pub thesaurus: bool,
     pub answer_threshold: f32,
     pub clarify_threshold: f32,
     pub temperature: f32,
     /// Most confused (gold, best-ranked) pairs, most frequent first.
     pub confusions: Vec<(String, String, usize)>,
+    /// Figures by message length in characters.
+    pub by_length: Vec<Slice>,
+    /// Figures by detected language.
+    pub by_language: Vec<Slice>,
 }
 
 fn read_cases(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<Vec<Case>, Failure> {
@@ -131,8 +138,14 @@ struct Detail<'a> {
     ok: bool,
 }
 
-/// Scores the engine on the cases; with `details`, also writes each case's outcome there.
-pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<Report, Failure> {
+/// Scores the engine on the cases; with `details`, also writes each case's outcome there; with
+/// `html`, the HTML report.
+pub fn evaluate(
+    kb: &Path,
+    cases_path: &Path,
+    details: Option<&Path>,
+    html: Option<&Path>,
+) -> Result<Report, Failure> {
     let loaded = load_engine(kb)?;
     let engine = &loaded.engine;
     let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
@@ -160,6 +173,7 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
         (0, 0, 0, 0, 0, 0, 0);
     let (mut answered, mut clarified, mut escalated) = (0, 0, 0);
     let mut confusions: HashMap<(String, String), usize> = HashMap::new();
+    let mut judged = Vec::with_capacity(cases.len());
     for case in &cases {
         let t = Instant::now();
         let d = engine.decide(&case.text);
@@ -196,6 +210,14 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
                 .context("cannot write the details file")
                 .map_err(Failure::Other)?;
         }
+        judged.push(ReportCase {
+            text: case.text.clone(),
+            gold: case.intent.clone(),
+            candidates: d.candidates.clone(),
+            out_of_scope: d.out_of_scope,
+            decision: d.decision,
+            language: d.language.clone(),
+        });
         match &case.intent {
             Some(gold) => {
                 in_scope += 1;
@@ -243,6 +265,24 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
     let n = cases.len() as f64;
     let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
     let policy = engine.policy();
+    if let Some(path) = html {
+        report::write(
+            path,
+            &ReportInput {
+                title: format!("kefu eval — {}", kb.display()),
+                subtitle: format!(
+                    "{} cases from {}; KB: {} intents, {} examples",
+                    cases.len(),
+                    cases_path.display(),
+                    engine.kb().intents.len(),
+                    engine.kb().example_count()
+                ),
+                cases: &judged,
+                policy,
+                intents: engine.kb().intents.iter().map(|i| i.id.clone()).collect(),
+            },
+        )?;
+    }
     Ok(Report {
         cases: cases.len(),
         top1_accuracy: round(top1 as f64 / in_scope.max(1) as f64),
@@ -269,16 +309,25 @@ pub fn evaluate(kb: &Path, cases_path: &Path, details: Option<&Path>) -> Result<
         },
         word_vectors: engine.uses_word_vectors(),
         lexicon: engine.uses_lexicon(),
+        thesaurus: engine.uses_thesaurus(),
         answer_threshold: policy.answer_threshold,
         clarify_threshold: policy.clarify_threshold,
         temperature: policy.temperature,
         confusions,
+        by_length: report::by_length(&judged),
+        by_language: report::by_language(&judged),
     })
 }
 
-pub fn run(kb: &Path, cases: &Path, json: bool, details: Option<&Path>) -> Result<(), Failure> {
+pub fn run(
+    kb: &Path,
+    cases: &Path,
+    json: bool,
+    details: Option<&Path>,
+    html: Option<&Path>,
+) -> Result<(), Failure> {
     let mut out = String::new();
-    let r = evaluate(kb, cases, details)?;
+    let r = evaluate(kb, cases, details, html)?;
     if json {
         outln!(
             out,
@@ -329,6 +378,9 @@ pub fn run(kb: &Path, cases: &Path, json: bool, details: Option<&Path>) -> Resul
     if !r.lexicon {
         outln!(out, "lexicon            off");
     }
+    if !r.thesaurus {
+        outln!(out, "thesaurus          off");
+    }
     if r.encoder != "none" {
         outln!(out, "encoder            {}", r.encoder);
     }
@@ -342,6 +394,25 @@ pub fn run(kb: &Path, cases: &Path, json: bool, details: Option<&Path>) -> Resul
         r.clarify_threshold,
         r.temperature
     );
+    let slice_line = |s: &Slice| {
+        let rate = |x: Option<f64>| x.map_or("–".to_owned(), |x| format!("{:.1} %", x * 100.0));
+        format!(
+            "  {:<12} {:>5} cases  top-1 {:>7}  resolved {:>7}  wrong answers {:.1} %",
+            s.slice,
+            s.cases,
+            rate(s.top1_accuracy),
+            rate(s.resolved_rate),
+            s.wrong_answer_rate * 100.0
+        )
+    };
+    outln!(out, "\nby length");
+    for s in &r.by_length {
+        outln!(out, "{}", slice_line(s));
+    }
+    outln!(out, "by language");
+    for s in &r.by_language {
+        outln!(out, "{}", slice_line(s));
+    }
     if !r.confusions.is_empty() {
         outln!(out, "\nmost confused (gold → ranked first)");
         for (g, b, n) in &r.confusions {

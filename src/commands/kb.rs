@@ -3,14 +3,55 @@
 
 use std::path::Path;
 
+use super::report::{self, ReportCase, ReportInput};
 use super::{Failure, emit, load_engine, outln};
 
-pub fn check(kb: &Path, json: bool) -> Result<(), Failure> {
+pub fn check(kb: &Path, json: bool, html: Option<&Path>) -> Result<(), Failure> {
     let mut out = String::new();
     let loaded = load_engine(kb)?;
     let engine = &loaded.engine;
     let v = engine.validation();
     let policy = engine.policy();
+    if let Some(path) = html {
+        // Held-out examples of an intent the fold left out stand for messages the KB does not
+        // cover: the right outcome for them is not to answer, as for out-of-scope examples.
+        let cases: Vec<ReportCase> = v
+            .held_out
+            .iter()
+            .map(|h| ReportCase {
+                text: h.text.clone(),
+                gold: h.intent.clone(),
+                candidates: h.candidates.clone(),
+                out_of_scope: h.out_of_scope,
+                decision: policy.kind(
+                    h.candidates.first().map(|c| c.score),
+                    h.candidates.get(1).map(|c| c.score),
+                    h.out_of_scope,
+                ),
+                language: engine.language_of(&h.text),
+            })
+            .collect();
+        let folds = if v.folds == 1 {
+            "one 80/20 split".to_owned()
+        } else {
+            format!("{} folds", v.folds)
+        };
+        report::write(
+            path,
+            &ReportInput {
+                title: format!("kefu kb check — {}", kb.display()),
+                subtitle: format!(
+                    "{} held-out predictions of the KB's own examples ({folds}; examples of the intents a fold left out count as out of scope); {} intents, {} examples",
+                    cases.len(),
+                    engine.kb().intents.len(),
+                    engine.kb().example_count()
+                ),
+                cases: &cases,
+                policy,
+                intents: engine.kb().intents.iter().map(|i| i.id.clone()).collect(),
+            },
+        )?;
+    }
     if json {
         let report = serde_json::json!({
             "valid": true,

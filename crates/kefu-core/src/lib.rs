@@ -20,6 +20,9 @@
 //! - [`context`]: [`Context`] — the KB, the time, the queue, a fresh ticket code, flood counts.
 //! - [`action`]: [`Action`]s — what the service must do next (reply, open a ticket, relay…).
 //! - [`policy`]: [`handle`], the state machine itself.
+//! - [`clauses`]: a message that asks two things, cut into clauses the NLU classifies one by one.
+//! - [`invariants`]: what every step must respect (the bot silent while staff hold the chat, one
+//!   ticket per escalation, a way out of every state), checkable by tests and fuzzers.
 //! - [`commands`]: commands in both languages ("转人工", `/human`, button payloads).
 //! - [`details`]: ticket details and their validators (tx hashes, amounts, addresses, networks…).
 //! - [`hours`]: [`SupportHours`], timezone-aware opening times.
@@ -44,12 +47,14 @@
 
 pub mod action;
 pub mod adapter;
+pub mod clauses;
 pub mod commands;
 pub mod context;
 pub mod delivery;
 pub mod details;
 pub mod event;
 pub mod hours;
+pub mod invariants;
 pub mod messages;
 pub mod model;
 pub mod policy;

@@ -164,6 +164,15 @@ pub fn offer_human(lang: Lang, cause: OfferCause) -> String {
     t(lang, zh, en)
 }
 
+/// The human offer asked again, after answering a question asked in between.
+pub fn offer_again(lang: Lang) -> String {
+    t(
+        lang,
+        "需要为您转接人工客服吗？",
+        "Shall I pass you to a human agent?",
+    )
+}
+
 /// Button labels: (yes, no) under a human offer.
 pub fn offer_buttons(lang: Lang) -> (String, String) {
     (
@@ -365,6 +374,75 @@ pub fn cancelled(lang: Lang) -> String {
         lang,
         "好的，已取消。有什么可以帮您？",
         "OK, cancelled. How can I help?",
+    )
+}
+
+/// What the bot goes back to after answering a question asked in the middle of another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// The ticket's detail questions.
+    Details,
+    /// A question the bot asked (a human offer, "did you mean A or B?").
+    Question,
+    /// The rating of the help staff gave.
+    Rating,
+    /// The optional comment after a rating.
+    Comment,
+}
+
+/// After answering an interruption: where the conversation was, and the pending question again.
+pub fn resume(lang: Lang, to: Resume, question: &str) -> String {
+    let (zh, en) = match to {
+        Resume::Details => ("继续刚才的工单信息：", "Back to your ticket details: "),
+        Resume::Question => ("回到刚才的问题：", "Back to my question: "),
+        Resume::Rating => ("回到刚才的评分：", "Back to the rating: "),
+        Resume::Comment => ("回到刚才的评价：", "Back to your feedback: "),
+    };
+    format!("{}{question}", t(lang, zh, en))
+}
+
+/// The rating question when it is asked again (after an interruption).
+pub fn rate_again(lang: Lang) -> String {
+    t(
+        lang,
+        "请为刚才的人工服务打分（1–5 分，5 分最好）。",
+        "Please rate the help staff gave you (1–5, 5 is best).",
+    )
+}
+
+/// Under an answer given while the user's ticket waits in the queue.
+pub fn ticket_stays_open(lang: Lang, code: &str) -> String {
+    match lang {
+        Lang::Zh => format!(
+            "您的工单（核验码 {code}）仍在排队，客服会继续跟进；这个问题和回答也已记在工单里。"
+        ),
+        Lang::En => format!(
+            "Your ticket (code {code}) stays open in the queue and staff will still follow up; this question and answer are on the ticket too."
+        ),
+    }
+}
+
+/// Under the first answer of a message that asked two things: the second is a button away.
+pub fn also_asked(lang: Lang, title: &str) -> String {
+    match lang {
+        Lang::Zh => format!("您还问到「{title}」，点下面的按钮查看。"),
+        Lang::En => format!(
+            "You also asked about \u{201c}{title}\u{201d}: press the button below to see it."
+        ),
+    }
+}
+
+/// The label of the button that answers the second question of a message.
+pub fn also_asked_button(title: &str) -> String {
+    format!("➡️ {title}")
+}
+
+/// A goodbye when the KB has no "thanks" answer.
+pub fn goodbye(lang: Lang) -> String {
+    t(
+        lang,
+        "不客气！还有其他问题随时问我。",
+        "You're welcome! Ask me anytime if there's anything else.",
     )
 }
 

@@ -15,11 +15,30 @@
 //! 3. **Staff hold the chat** → relay to staff and stop: no answer, no command, no flood reply.
 //!    Every message, commands included, reaches staff, who end the chat by resolving it.
 //! 4. **Queued** → relay to the ticket; commands cancel, transcript, language and help still work;
-//!    every [`QUEUE_NOTICE_INTERVAL`] at most, a reminder of the place in the queue.
-//! 5. **Flood control** → over the limit, one "please slow down" per burst and nothing else.
+//!    a clear FAQ question (the engine's own decision is "answer") is answered too, saying the
+//!    ticket stays open; otherwise, every [`QUEUE_NOTICE_INTERVAL`] at most, a reminder of the
+//!    place in the queue.
+//! 5. **Flood control** → over the limit, one "please slow down" per burst and nothing else
+//!    (cancel and the human command still work: they are the way out).
 //! 6. **First contact** → the greeting, then the message is handled (unless it was only a hello).
 //! 7. **Commands**, then the phase's own question (feedback, clarification, human offer, detail,
 //!    rating); anything else is a new question and goes by the NLU's decision.
+//!
+//! # Interruptions, closings and two questions at once
+//! - While the bot waits for something (a detail, an answer to a human offer or to "A or B?", a
+//!   rating or its comment), a message that is clearly a new question — it is not what was asked
+//!   for (a detail fails its validator) and the engine would answer it outside the form — is
+//!   answered, and the bot goes back to where it was ("继续刚才的工单信息：(2/3) 金额是多少？")
+//!   with the phase's buttons, a way to leave among them. "Clearly" is the engine's answer
+//!   threshold, derived from the KB: no constant of the policy's own.
+//! - Thanks and goodbyes ("好的谢谢", "bye") are answered once; another one right after gets no
+//!   reply ([`ConversationState::closed`]).
+//! - A message with two clear questions in separate clauses ([`crate::clauses`]) gets the first
+//!   answered and the second offered as a button.
+//! - When the engine hands over although its best intent alone reaches its own clarify threshold
+//!   (the out-of-scope class outscored the second intent), the bot asks "A or B?" instead: on
+//!   CLINC150's development split this turns 26 hand-overs into questions, 19 of them with the
+//!   right option (`bench/sibling_rule.py`).
 
 use chrono::Duration;
 use kefu_nlu::engine::{Decision, DecisionKind};
@@ -42,6 +61,8 @@ pub const GREETING_INTENT: &str = "smalltalk.greeting";
 pub const SMALLTALK_PREFIX: &str = "smalltalk.";
 /// Shortest time between two "you are still in the queue" reminders.
 pub const QUEUE_NOTICE_INTERVAL: Duration = Duration::minutes(10);
+/// The KB intents that close a conversation ("thanks", "bye"): answered once, not repeated.
+pub const CLOSING_INTENTS: &[&str] = &["smalltalk.thanks", "smalltalk.bye", "smalltalk.goodbye"];
 
 /// The outcome of one event: the next state and what to do, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +79,7 @@ pub fn handle(state: &ConversationState, event: &Event, ctx: &Context<'_>) -> St
         state: state.clone(),
         actions: Vec::new(),
         ctx,
+        already_closed: state.closed,
     };
     match event {
         Event::UserMessage(m) => turn.user_message(m),
@@ -111,6 +133,24 @@ struct Turn<'a, 'c> {
     state: ConversationState,
     actions: Vec<Action>,
     ctx: &'a Context<'c>,
+    /// The bot had already said goodbye before this event.
+    already_closed: bool,
+}
+
+/// What a clear question (the engine's decision is "answer", for a KB intent) is about, as far as
+/// the policy treats it differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Clear {
+    /// The KB's "talk to a human" intent.
+    Human,
+    /// Thanks or goodbye.
+    Closing,
+    /// Any other small talk (hello).
+    SmallTalk(String),
+    /// An intent whose answer always opens a ticket.
+    Handoff(String),
+    /// An FAQ answer.
+    Faq(String),
 }
 
 fn button(label: String, payload: &str) -> Button {
@@ -118,6 +158,13 @@ fn button(label: String, payload: &str) -> Button {
         label,
         payload: payload.to_owned(),
     }
+}
+
+/// The 1–5 buttons under a rating question.
+fn rating_buttons() -> Vec<Button> {
+    (1..=5u8)
+        .map(|n| button(format!("{n} ⭐"), &format!("/rate {n}")))
+        .collect()
 }
 
 /// The text without secret labels: what is left to understand.
@@ -170,6 +217,8 @@ impl Turn<'_, '_> {
         let command = commands::parse(text);
         let phase = self.state.phase.clone();
         let first_contact = !self.state.greeted;
+        // Anything but another goodbye reopens the conversation (a goodbye sets it again).
+        self.state.closed = false;
 
         if text.starts_with('/') {
             // A slash command says nothing about the user's language ("/human" is not English).
@@ -198,13 +247,15 @@ impl Turn<'_, '_> {
                 ticket,
                 last_notice,
             } => {
-                self.queued(ticket, *last_notice, text, command, &m.attachments);
+                self.queued(ticket, *last_notice, m, command);
                 return;
             }
             _ => {}
         }
 
-        if self.ctx.flood.exceeded() {
+        // Cancel and the human command are the way out of any state: flooding never blocks them.
+        let way_out = matches!(command, Some(Command::Cancel | Command::Human));
+        if self.ctx.flood.exceeded() && !way_out {
             if !self.state.throttled {
                 self.state.throttled = true;
                 self.reply(msg::slow_down(self.lang()));
@@ -259,10 +310,11 @@ impl Turn<'_, '_> {
             (_, Some(Command::Unknown)) => self.reply(msg::unknown_command(self.lang())),
             (phase, Some(Command::Human)) => self.human_requested(phase),
             (phase, Some(Command::Cancel)) => self.cancel(phase),
-            (Phase::Collecting { .. }, command) => self.detail_answer(text, command),
+            (Phase::Collecting { .. }, command) => self.detail_answer(m, text, command),
             (Phase::AwaitingFeedback { .. }, Some(Command::Yes)) => {
                 self.state.last_intent = None;
                 self.state.phase = Phase::Idle;
+                self.state.closed = true;
                 self.reply(msg::glad_it_helped(self.lang()));
             }
             (Phase::AwaitingFeedback { intent }, Some(Command::No)) => self.offer_human(
@@ -286,6 +338,20 @@ impl Turn<'_, '_> {
                 };
                 self.answer_intent(&id, false);
             }
+            (Phase::Clarifying { first, second }, None) if matches!(self.clear(m), Some(Clear::Faq(id)) if id == first || id == second) =>
+            {
+                // A clear question about one of the two options is that option.
+                if let Some(Clear::Faq(id)) = self.clear(m) {
+                    self.answer_intent(&id, false);
+                }
+            }
+            (
+                phase @ (Phase::OfferingHuman { .. }
+                | Phase::Clarifying { .. }
+                | Phase::Rating { .. }
+                | Phase::RatingComment { .. }),
+                None,
+            ) if self.clear(m).is_some() => self.interrupted(&phase, m, first_contact),
             (Phase::OfferingHuman { reason, intent }, Some(Command::Yes)) => {
                 self.escalate(intent, reason)
             }
@@ -309,6 +375,7 @@ impl Turn<'_, '_> {
                 Some(Command::Skip | Command::No | Command::Neither),
             ) => {
                 self.state.phase = Phase::Idle;
+                self.state.closed = true;
                 self.reply(msg::thanks_for_feedback(self.lang()));
             }
             (Phase::RatingComment { ticket, score }, _) => {
@@ -318,6 +385,7 @@ impl Turn<'_, '_> {
                     comment: Some(details::free_text(text)),
                 });
                 self.state.phase = Phase::Idle;
+                self.state.closed = true;
                 self.reply(msg::thanks_for_feedback(self.lang()));
             }
             // A "did you mean" button pressed late still names a topic: answer it.
@@ -365,6 +433,11 @@ impl Turn<'_, '_> {
 
     /// A message that is not a command or an answer to the pending question: ask the NLU.
     fn question(&mut self, m: &UserMessage, first_contact: bool) {
+        if let Some((first, second)) = self.two_questions(m) {
+            self.answer_intent(&first, first_contact);
+            self.offer_second(&second);
+            return;
+        }
         let Some(d) = &m.decision else {
             self.miss(m, None);
             return;
@@ -392,8 +465,186 @@ impl Turn<'_, '_> {
                     _ => self.miss(m, Some(d)),
                 }
             }
-            DecisionKind::Escalate => self.miss(m, Some(d)),
+            DecisionKind::Escalate => match self.sibling_options(m) {
+                Some((a, b)) => self.clarify(&a, &b),
+                None => self.miss(m, Some(d)),
+            },
         }
+    }
+
+    /// What a clear question is about; `None` when the engine would not answer the message.
+    fn clear(&self, m: &UserMessage) -> Option<Clear> {
+        let d = m.decision.as_ref()?;
+        self.clear_decision(d)
+    }
+
+    fn clear_decision(&self, d: &Decision) -> Option<Clear> {
+        if d.decision != DecisionKind::Answer {
+            return None;
+        }
+        let id = d.intent.as_deref()?;
+        let intent = self.ctx.kb.intent(id)?;
+        Some(if id == HUMAN_INTENT {
+            Clear::Human
+        } else if CLOSING_INTENTS.contains(&id) {
+            Clear::Closing
+        } else if id.starts_with(SMALLTALK_PREFIX) {
+            Clear::SmallTalk(id.to_owned())
+        } else if intent.handoff {
+            Clear::Handoff(id.to_owned())
+        } else {
+            Clear::Faq(id.to_owned())
+        })
+    }
+
+    /// Two different clear questions in separate clauses, in the order asked.
+    fn two_questions(&self, m: &UserMessage) -> Option<(String, String)> {
+        let mut ids: Vec<String> = Vec::new();
+        for d in &m.clauses {
+            if let Some(Clear::Faq(id) | Clear::Handoff(id)) = self.clear_decision(d)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        let mut ids = ids.into_iter();
+        Some((ids.next()?, ids.next()?))
+    }
+
+    /// Adds the second question of a two-question message to the answer of the first, as a
+    /// button; only under a plain FAQ answer (a hand-over's ticket has the whole message anyway).
+    fn offer_second(&mut self, second: &str) {
+        if !matches!(self.state.phase, Phase::AwaitingFeedback { .. }) {
+            return;
+        }
+        let lang = self.lang();
+        let title = self.title(second);
+        if let Some(Action::Reply(reply)) = self.actions.last_mut() {
+            reply.text.push('\n');
+            reply.text.push_str(&msg::also_asked(lang, &title));
+            reply.buttons.push(button(
+                msg::also_asked_button(&title),
+                &format!("/pick {second}"),
+            ));
+        }
+    }
+
+    /// "A or B?" for a message the engine hands over although its best intent alone reaches the
+    /// engine's own clarify threshold and beats the out-of-scope class: the engine declined to
+    /// ask only because out-of-scope outscored the second intent, and a question whose right
+    /// option is one click away serves the user better than a queue.
+    fn sibling_options(&self, m: &UserMessage) -> Option<(String, String)> {
+        let d = m.decision.as_ref()?;
+        let thresholds = m.thresholds?;
+        let kb = self.ctx.kb;
+        let [a, b, ..] = d.candidates.as_slice() else {
+            return None;
+        };
+        let in_kb = |id: &str| kb.intent(id).is_some() && id != HUMAN_INTENT;
+        (a.score >= thresholds.clarify_threshold
+            && a.score > d.out_of_scope
+            && a.intent != b.intent
+            && in_kb(&a.intent)
+            && in_kb(&b.intent))
+        .then(|| (a.intent.clone(), b.intent.clone()))
+    }
+
+    /// The title of an intent in the conversation's language (its id if the KB lacks it).
+    fn title(&self, id: &str) -> String {
+        let kb = self.ctx.kb;
+        kb.intent(id).map_or_else(
+            || id.to_owned(),
+            |i| {
+                i.title_in(self.lang().code(), kb.meta.default_language.as_deref())
+                    .to_owned()
+            },
+        )
+    }
+
+    /// An intent's answer in the conversation's language.
+    fn answer_text(&self, id: &str) -> Option<String> {
+        let kb = self.ctx.kb;
+        kb.intent(id).map(|i| {
+            i.answer_in(self.lang().code(), kb.meta.default_language.as_deref())
+                .to_owned()
+        })
+    }
+
+    /// A clear question asked while the bot waited for something else (a human offer, "A or B?",
+    /// a rating or its comment): a goodbye ends the wait, a human request or a hand-over topic
+    /// goes its usual way, anything else is answered and the pending question asked again.
+    fn interrupted(&mut self, phase: &Phase, m: &UserMessage, first_contact: bool) {
+        match self.clear(m) {
+            None => self.question(m, first_contact),
+            Some(Clear::Human) => self.human_requested(phase.clone()),
+            Some(Clear::Handoff(id)) => self.answer_intent(&id, first_contact),
+            Some(Clear::Closing) => {
+                let id = m.decision.as_ref().and_then(|d| d.intent.clone());
+                self.close(id.as_deref());
+            }
+            Some(Clear::Faq(id) | Clear::SmallTalk(id)) => {
+                let answer = self.answer_text(&id);
+                self.resume(answer);
+            }
+        }
+    }
+
+    /// Says goodbye (once: not again right after another goodbye) and ends what was pending.
+    fn close(&mut self, intent: Option<&str>) {
+        self.state.phase = Phase::Idle;
+        self.state.misses = 0;
+        if !self.already_closed {
+            let text = intent
+                .and_then(|id| self.answer_text(id))
+                .unwrap_or_else(|| msg::goodbye(self.lang()));
+            self.reply(text);
+        }
+        self.state.closed = true;
+    }
+
+    /// Answers an interruption (`answer`, if any) and asks the phase's pending question again,
+    /// with its buttons: the conversation stays where it was.
+    fn resume(&mut self, answer: Option<String>) {
+        let lang = self.lang();
+        let (to, question, buttons) = match &self.state.phase {
+            Phase::Collecting {
+                remaining,
+                collected,
+                ..
+            } => {
+                let Some(name) = remaining.first() else {
+                    return;
+                };
+                let total = collected.len() + remaining.len();
+                let q = msg::ask_detail(lang, name, collected.len() + 1, total);
+                (msg::Resume::Details, q, self.detail_buttons())
+            }
+            Phase::OfferingHuman { .. } => {
+                let (yes, no) = msg::offer_buttons(lang);
+                (
+                    msg::Resume::Question,
+                    msg::offer_again(lang),
+                    vec![button(yes, "/yes"), button(no, "/no")],
+                )
+            }
+            Phase::Clarifying { first, second } => {
+                let (q, buttons) = self.clarify_question(first, second);
+                (msg::Resume::Question, q, buttons)
+            }
+            Phase::Rating { .. } => (msg::Resume::Rating, msg::rate_again(lang), rating_buttons()),
+            Phase::RatingComment { .. } => (
+                msg::Resume::Comment,
+                msg::ask_comment(lang),
+                vec![button(msg::skip_button(lang), "/skip")],
+            ),
+            _ => return,
+        };
+        let back = msg::resume(lang, to, &question);
+        let text = match answer {
+            Some(answer) => format!("{answer}\n\n{back}"),
+            None => back,
+        };
+        self.reply_with(text, buttons);
     }
 
     /// Answers with an intent: plain FAQ (with "did this help?"), small talk, or handoff.
@@ -416,6 +667,8 @@ impl Turn<'_, '_> {
             self.reply(answer);
             self.state.last_intent = Some(id.to_owned());
             self.escalate(Some(id.to_owned()), EscalationReason::Handoff);
+        } else if CLOSING_INTENTS.contains(&id) {
+            self.close(Some(id));
         } else if id.starts_with(SMALLTALK_PREFIX) {
             if !(first_contact && id == GREETING_INTENT) {
                 self.reply(answer);
@@ -432,22 +685,21 @@ impl Turn<'_, '_> {
         }
     }
 
-    fn clarify(&mut self, first: &str, second: &str) {
-        let kb = self.ctx.kb;
-        let default = kb.meta.default_language.as_deref();
-        let code = self.lang().code();
-        let title = |id: &str| {
-            kb.intent(id)
-                .map(|i| i.title_in(code, default).to_owned())
-                .unwrap_or_else(|| id.to_owned())
-        };
-        let (a, b) = (title(first), title(second));
+    /// "Did you mean A or B?" with its three buttons.
+    fn clarify_question(&self, first: &str, second: &str) -> (String, Vec<Button>) {
+        let (a, b) = (self.title(first), self.title(second));
+        let text = msg::clarify(self.lang(), &a, &b);
         let buttons = vec![
-            button(a.clone(), &format!("/pick {first}")),
-            button(b.clone(), &format!("/pick {second}")),
+            button(a, &format!("/pick {first}")),
+            button(b, &format!("/pick {second}")),
             button(msg::neither_button(self.lang()), "/neither"),
         ];
-        self.reply_with(msg::clarify(self.lang(), &a, &b), buttons);
+        (text, buttons)
+    }
+
+    fn clarify(&mut self, first: &str, second: &str) {
+        let (text, buttons) = self.clarify_question(first, second);
+        self.reply_with(text, buttons);
         self.state.misses = 0;
         self.state.phase = Phase::Clarifying {
             first: first.to_owned(),
@@ -581,9 +833,51 @@ impl Turn<'_, '_> {
         vec![button(skip, "/skip"), button(cancel, "/cancel")]
     }
 
-    /// The answer to the current detail question: skip, a valid value, or another try.
-    fn detail_answer(&mut self, text: &str, command: Option<Command>) {
+    /// The answer to the current detail question: skip, a valid value, a new question asked in
+    /// between (answered, then the detail asked again), or another try.
+    fn detail_answer(&mut self, m: &UserMessage, text: &str, command: Option<Command>) {
         let lang = self.lang();
+        let Phase::Collecting { remaining, .. } = &self.state.phase else {
+            return;
+        };
+        let Some(name) = remaining.first().cloned() else {
+            // Nothing left to ask (a state stored by hand or by an older version): open now.
+            self.finish_collecting();
+            return;
+        };
+        let skip = matches!(
+            command,
+            Some(Command::Skip | Command::No | Command::Neither)
+        );
+        let valid = if skip {
+            None
+        } else {
+            details::validate(&name, text)
+        };
+        if !skip && valid.is_none() {
+            match self.clear(m) {
+                None => {}
+                Some(Clear::Human) => {
+                    self.human_requested(self.state.phase.clone());
+                    return;
+                }
+                Some(Clear::Closing) => {
+                    let thanks = m.decision.as_ref().and_then(|d| d.intent.as_deref());
+                    let answer = (!self.already_closed)
+                        .then(|| thanks.and_then(|id| self.answer_text(id)))
+                        .flatten();
+                    self.state.closed = true;
+                    self.resume(answer);
+                    return;
+                }
+                Some(Clear::Faq(id) | Clear::Handoff(id) | Clear::SmallTalk(id)) => {
+                    // Not an attempt at the detail: the attempt counter stays as it was.
+                    let answer = self.answer_text(&id);
+                    self.resume(answer);
+                    return;
+                }
+            }
+        }
         let Phase::Collecting {
             remaining,
             collected,
@@ -593,17 +887,9 @@ impl Turn<'_, '_> {
         else {
             return;
         };
-        let Some(name) = remaining.first().cloned() else {
-            // Nothing left to ask (a state stored by hand or by an older version): open now.
-            self.finish_collecting();
-            return;
-        };
-        let value = if matches!(
-            command,
-            Some(Command::Skip | Command::No | Command::Neither)
-        ) {
+        let value = if skip {
             None
-        } else if let Some(valid) = details::validate(&name, text) {
+        } else if let Some(valid) = valid {
             Some(valid)
         } else if *attempts >= 1 {
             // Second try still doesn't fit: keep what they wrote for staff rather than loop.
@@ -683,11 +969,12 @@ impl Turn<'_, '_> {
         &mut self,
         ticket: &str,
         last_notice: chrono::DateTime<chrono::Utc>,
-        text: &str,
+        m: &UserMessage,
         command: Option<Command>,
-        attachments: &[Attachment],
     ) {
         let lang = self.lang();
+        let text = m.text_redacted.trim();
+        let attachments = &m.attachments;
         match command {
             Some(Command::Cancel) => {
                 self.actions.push(Action::CancelTicket {
@@ -713,6 +1000,35 @@ impl Turn<'_, '_> {
             _ if text.is_empty() && attachments.is_empty() => {}
             _ => {
                 self.relay_to_staff(ticket, text, attachments);
+                // No one holds the ticket yet: a question the bot can answer is answered now
+                // rather than after the wait; it stays in the ticket's transcript for staff.
+                let clear = self
+                    .clear(m)
+                    .filter(|_| !without_redactions(text).is_empty());
+                match clear {
+                    Some(Clear::Faq(id)) => {
+                        if let Some(answer) = self.answer_text(&id) {
+                            let open = msg::ticket_stays_open(lang, ticket);
+                            self.reply(format!("{answer}\n\n{open}"));
+                            self.set_last_notice();
+                            return;
+                        }
+                    }
+                    Some(Clear::Closing) => {
+                        if !self.already_closed {
+                            let thanks = m.decision.as_ref().and_then(|d| d.intent.as_deref());
+                            let answer = thanks
+                                .and_then(|id| self.answer_text(id))
+                                .unwrap_or_else(|| msg::goodbye(lang));
+                            let open = msg::ticket_stays_open(lang, ticket);
+                            self.reply(format!("{answer}\n\n{open}"));
+                            self.set_last_notice();
+                        }
+                        self.state.closed = true;
+                        return;
+                    }
+                    _ => {}
+                }
                 if self.ctx.now - last_notice >= QUEUE_NOTICE_INTERVAL {
                     let text = msg::still_queued(lang, &self.queue_view(ticket));
                     self.reply(text);
@@ -734,7 +1050,9 @@ impl Turn<'_, '_> {
     }
 
     fn staff_claimed(&mut self, ticket: &str, staff: &str) {
-        if !self.is_open_ticket(ticket) {
+        // Only a queued ticket can be claimed: a held one keeps its holder (one staff member at
+        // a time; the store refuses a second claim, and the policy does not depend on that).
+        if !matches!(&self.state.phase, Phase::Queued { ticket: t, .. } if t == ticket) {
             return;
         }
         self.state.phase = Phase::WithStaff {
@@ -748,9 +1066,12 @@ impl Turn<'_, '_> {
         if !self.is_open_ticket(ticket) {
             return;
         }
-        // A reply to a ticket nobody claimed yet claims it.
-        if matches!(self.state.phase, Phase::Queued { .. }) {
-            self.staff_claimed(ticket, staff);
+        // A reply to a ticket nobody claimed yet claims it; one held by someone else is not theirs
+        // to answer.
+        match &self.state.phase {
+            Phase::Queued { .. } => self.staff_claimed(ticket, staff),
+            Phase::WithStaff { staff: holder, .. } if holder != staff => return,
+            _ => {}
         }
         self.actions.push(Action::RelayToUser {
             staff: staff.to_owned(),
@@ -765,10 +1086,7 @@ impl Turn<'_, '_> {
         self.state.phase = Phase::Rating {
             ticket: ticket.to_owned(),
         };
-        let buttons = (1..=5u8)
-            .map(|n| button(format!("{n} ⭐"), &format!("/rate {n}")))
-            .collect();
-        self.reply_with(msg::ask_rating(self.lang()), buttons);
+        self.reply_with(msg::ask_rating(self.lang()), rating_buttons());
     }
 
     fn staff_released(&mut self, ticket: &str) {

@@ -101,6 +101,10 @@ pub struct ConversationState {
     /// same burst get no reply at all.
     #[serde(default)]
     pub throttled: bool,
+    /// True once the bot said goodbye to a "thanks" or "bye": another one then gets no reply, so a
+    /// polite user is not thanked back in a loop. Cleared by anything else the user says.
+    #[serde(default)]
+    pub closed: bool,
     /// What the bot is waiting for.
     #[serde(default)]
     pub phase: Phase,

@@ -52,12 +52,14 @@ impl Chat {
         let redacted = redact(text, &spans);
         let decision = ENGINE.decide(&redacted);
         let event = Event::UserMessage(UserMessage {
-            text_redacted: redacted,
+            text_redacted: redacted.clone(),
             secrets: spans.iter().map(SecretFound::from).collect(),
             at: self.now,
             platform_message_id: "1".into(),
             decision: Some(decision),
             attachments: Vec::new(),
+            clauses: kefu_core::clauses::decide(&ENGINE, &redacted),
+            thresholds: Some(ENGINE.policy()),
         });
         let ctx = Context {
             kb: ENGINE.kb(),

@@ -33,6 +33,7 @@ use crate::kb::KnowledgeBase;
 use crate::lang;
 use crate::normalize::normalize;
 use crate::segment::Tokenizer;
+use crate::thesaurus::Thesaurus;
 use crate::wordvec::{WordVectors, WordWeights};
 
 /// What to do with a message.
@@ -108,10 +109,70 @@ pub struct Validation {
     pub per_intent: Vec<(String, usize, usize)>,
     /// Most confused (gold, predicted, count), most frequent first.
     pub confusions: Vec<(String, String, usize)>,
+    /// Every held-out prediction, for a report to show (not in the JSON: it is as long as the KB).
+    #[serde(skip)]
+    pub held_out: Vec<HeldOutCase>,
+}
+
+/// One held-out example as the model that did not train on it saw it.
+#[derive(Debug, Clone)]
+pub struct HeldOutCase {
+    /// The example's text.
+    pub text: String,
+    /// Its intent; None for an `[out_of_scope]` example and for an intent the fold left out.
+    pub intent: Option<String>,
+    /// The intent of an example whose whole intent the fold left out (an unseen topic).
+    pub unseen_intent: Option<String>,
+    /// The best in-scope intents with calibrated probabilities, best first (at most three).
+    pub candidates: Vec<Candidate>,
+    /// The out-of-scope probability.
+    pub out_of_scope: f32,
+}
+
+impl Policy {
+    /// What this policy does with a message whose best in-scope intents have probabilities
+    /// `best` ≥ `second` and whose out-of-scope probability is `out_of_scope`.
+    pub fn kind(&self, best: Option<f32>, second: Option<f32>, out_of_scope: f32) -> DecisionKind {
+        let top = Top {
+            best: best.map(|p| (0, p)),
+            second: second.map(|p| (1, p)),
+            oos: out_of_scope,
+        };
+        apply_policy(&top, self).kind
+    }
+}
+
+/// Which of a decision's options was right, for [`decision_utility`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gold {
+    /// The message was out of scope.
+    OutOfScope,
+    /// The best-ranked intent was right.
+    First,
+    /// The second-ranked intent was right.
+    Second,
+    /// In scope, but neither of the two best was right.
+    Neither,
+}
+
+/// The support bot's utility of one decision, as the policy search scores it (see the module doc).
+pub fn decision_utility(kind: DecisionKind, gold: Gold) -> f32 {
+    let verdict = Verdict {
+        kind,
+        first: Some(0),
+        second: (kind == DecisionKind::Clarify).then_some(1),
+    };
+    let gold = match gold {
+        Gold::OutOfScope => None,
+        Gold::First => Some(0),
+        Gold::Second => Some(1),
+        Gold::Neither => Some(2),
+    };
+    utility(&verdict, gold)
 }
 
 /// Training settings for the engine.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Threads used for training folds (default: available cores).
     pub threads: usize,
@@ -125,6 +186,11 @@ pub struct EngineOptions {
     pub word_vectors: bool,
     /// Add the concepts of the built-in support lexicon ([`crate::concepts`]) to its features.
     pub lexicon: bool,
+    /// A Chinese thesaurus whose semantic classes join the features ([`crate::thesaurus`]); the
+    /// engine keeps a copy pruned to the classes its KB uses.
+    pub thesaurus: Option<Arc<Thesaurus>>,
+    /// Scale of the thesaurus group against the lexical groups.
+    pub thesaurus_weight: f32,
 }
 
 impl Default for EngineOptions {
@@ -138,6 +204,8 @@ impl Default for EngineOptions {
             embedding_weight: EMBEDDING_WEIGHT,
             word_vectors: true,
             lexicon: true,
+            thesaurus: None,
+            thesaurus_weight: THESAURUS_WEIGHT,
         }
     }
 }
@@ -157,6 +225,8 @@ pub struct Engine {
     word_vectors: Option<(&'static WordVectors, WordWeights)>,
     /// The built-in support lexicon, when the engine uses it.
     lexicon: Option<&'static Concepts>,
+    /// The thesaurus, pruned to the classes the KB's texts use, when the engine uses one.
+    thesaurus: Option<Thesaurus>,
     /// Optional sentence encoder: its vectors follow the lexical features and the word vectors
     /// (see [`crate::encoder`]).
     encoder: Option<Arc<dyn Encoder>>,
@@ -207,17 +277,32 @@ fn text_features(
     }
 }
 
-/// A text's n-grams, and the lexicon's concepts when the engine uses it.
-fn raw_features(lexicon: Option<&Concepts>, normalized: &str, tokens: &[String]) -> RawFeatures {
+/// The scale of the thesaurus group against the lexical groups (each of norm 1). Chosen on
+/// development data only (see README "How the engine works").
+pub const THESAURUS_WEIGHT: f32 = 0.5;
+
+/// A text's n-grams, the lexicon's concepts and the thesaurus classes of its words, for the
+/// resources the engine uses.
+fn raw_features(
+    lexicon: Option<&Concepts>,
+    thesaurus: Option<&Thesaurus>,
+    normalized: &str,
+    tokens: &[String],
+) -> RawFeatures {
     let mut raw = extract(normalized, tokens);
     if let Some(c) = lexicon {
         raw.add_concepts(&c.find(normalized, tokens));
+    }
+    if let Some(t) = thesaurus {
+        raw.add_thesaurus(t.classes_of(tokens));
     }
     raw
 }
 
 /// A held-out prediction: gold class and logits.
 struct HeldOut {
+    /// Index of the example among the training texts.
+    text: usize,
     gold: usize,
     /// The gold intent was left out of this model's training entirely: for the model, the
     /// example is a message about a topic the KB doesn't cover.
@@ -277,7 +362,7 @@ impl Engine {
     /// encoder, else empty.
     fn train_inner(
         kb: KnowledgeBase,
-        opts: EngineOptions,
+        mut opts: EngineOptions,
         encoder: Option<Arc<dyn Encoder>>,
         embeddings: Vec<Vec<f32>>,
     ) -> Engine {
@@ -289,15 +374,23 @@ impl Engine {
         // Training texts: (text, class, is_title).
         let texts = Self::training_texts(&kb);
         let lexicon = opts.lexicon.then(Concepts::builtin).flatten();
+        // The whole table is needed while the KB's texts are read; afterwards only its classes
+        // that the KB used can matter, and the rest is freed.
+        let full_thesaurus = opts.thesaurus.take();
         let (raw, tokens): (Vec<RawFeatures>, Vec<Vec<String>>) =
             par_map(&texts, opts.threads, |(t, _, _)| {
                 let n = normalize(t);
                 let tokens = tokenizer.tokens(&n);
-                (raw_features(lexicon, &n, &tokens), tokens)
+                (
+                    raw_features(lexicon, full_thesaurus.as_deref(), &n, &tokens),
+                    tokens,
+                )
             })
             .into_iter()
             .unzip();
-        let space = FeatureSpace::fit(&raw);
+        let mut space = FeatureSpace::fit(&raw);
+        space.set_thesaurus_weight(opts.thesaurus_weight);
+        let thesaurus = full_thesaurus.map(|t| t.pruned(|c| space.knows_thesaurus_class(c)));
         let word_vectors = opts
             .word_vectors
             .then(WordVectors::english)
@@ -416,6 +509,7 @@ impl Engine {
                                     let mut logits = vec![0f32; classes];
                                     m.scores(&x[i], &mut logits);
                                     HeldOut {
+                                        text: i,
                                         gold: y[i] as usize,
                                         novel: novel(i),
                                         logits,
@@ -443,7 +537,38 @@ impl Engine {
         }
         let model =
             model.unwrap_or_else(|| LogReg::train(&x, &y, &weights, features, classes, train_opts));
-        let (policy, validation) = derive_policy(&kb, &labels, &held, used_folds);
+        let (policy, mut validation) = derive_policy(&kb, &labels, &held, used_folds);
+        validation.held_out = held
+            .iter()
+            .map(|h| {
+                let mut p = h.logits.clone();
+                calibrate(&mut p, policy.temperature);
+                let intent_of = |c: usize| labels[c].map(|i| kb.intents[i].id.clone());
+                let mut ranked: Vec<(usize, f32)> = p
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| labels[*c].is_some())
+                    .map(|(c, &s)| (c, s))
+                    .collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                HeldOutCase {
+                    text: texts[h.text].0.to_owned(),
+                    intent: if h.novel { None } else { intent_of(h.gold) },
+                    unseen_intent: if h.novel { intent_of(h.gold) } else { None },
+                    candidates: ranked
+                        .iter()
+                        .take(3)
+                        .filter_map(|&(c, score)| {
+                            intent_of(c).map(|intent| Candidate { intent, score })
+                        })
+                        .collect(),
+                    out_of_scope: labels
+                        .iter()
+                        .position(Option::is_none)
+                        .map_or(0.0, |c| p[c]),
+                }
+            })
+            .collect();
         Engine {
             kb,
             tokenizer,
@@ -454,6 +579,7 @@ impl Engine {
             validation,
             word_vectors,
             lexicon,
+            thesaurus,
             encoder,
             embedding_weight: opts.embedding_weight,
         }
@@ -472,6 +598,11 @@ impl Engine {
     /// Whether the built-in support lexicon's concepts are among the features.
     pub fn uses_lexicon(&self) -> bool {
         self.lexicon.is_some()
+    }
+
+    /// Whether a thesaurus's semantic classes are among the features.
+    pub fn uses_thesaurus(&self) -> bool {
+        self.thesaurus.is_some()
     }
 
     /// The knowledge base the engine was trained on.
@@ -496,7 +627,7 @@ impl Engine {
         let mut x = text_features(
             &self.space,
             self.word_vectors.as_ref(),
-            &raw_features(self.lexicon, &n, &tokens),
+            &raw_features(self.lexicon, self.thesaurus.as_ref(), &n, &tokens),
             &tokens,
         );
         if let Some(enc) = &self.encoder
@@ -513,12 +644,17 @@ impl Engine {
         p
     }
 
-    /// Classifies a message and decides what to do with it.
-    pub fn decide(&self, text: &str) -> Decision {
-        let language = lang::detect(text)
+    /// A message's language: detected, else the KB's default.
+    pub fn language_of(&self, text: &str) -> String {
+        lang::detect(text)
             .filter(|l| *l != "und")
             .map(str::to_owned)
-            .unwrap_or_else(|| self.kb.default_language().to_owned());
+            .unwrap_or_else(|| self.kb.default_language().to_owned())
+    }
+
+    /// Classifies a message and decides what to do with it.
+    pub fn decide(&self, text: &str) -> Decision {
+        let language = self.language_of(text);
         let p = self.probabilities(text);
         let verdict = apply_policy(&Top::of(&p, &self.labels), &self.policy);
         let mut ranked: Vec<(usize, f32)> = self
@@ -949,6 +1085,7 @@ fn derive_policy(
         unseen_topic_recall: (novel > 0).then(|| novel_kept as f32 / novel as f32),
         per_intent,
         confusions,
+        held_out: Vec::new(),
     };
     (policy, validation)
 }
@@ -1029,7 +1166,7 @@ answer = { en = "See the fee schedule." }
         };
         let with = Engine::train(parse(CARDS));
         assert!(with.uses_word_vectors());
-        assert!(!Engine::train_with(parse(CARDS), off).uses_word_vectors());
+        assert!(!Engine::train_with(parse(CARDS), off.clone()).uses_word_vectors());
         // None of these words is in an example; the title "Lost card" shares only "card".
         for (q, gold) in [
             ("misplaced it somewhere", "card.lost"),
@@ -1061,6 +1198,74 @@ answer = { en = "See the fee schedule." }
             "今天天气怎么样",
         ] {
             assert_eq!(a.probabilities(q), b.probabilities(q), "{q}");
+        }
+    }
+
+    /// Everyday Chinese intents whose examples never use the words the messages below use.
+    const EVERYDAY: &str = r#"
+[meta]
+default_language = "zh"
+
+[[intent]]
+id = "hotel"
+title = { zh = "订房" }
+examples = { zh = ["帮我订个酒店", "附近的酒店", "酒店还有房间吗", "找一家便宜的酒店"] }
+answer = { zh = "为您查找住处。" }
+
+[[intent]]
+id = "holiday"
+title = { zh = "放假安排" }
+examples = { zh = ["国庆的节日安排", "过节安排", "这个节日怎么安排"] }
+answer = { zh = "为您查询假期。" }
+
+[[intent]]
+id = "theft"
+title = { zh = "东西丢了" }
+examples = { zh = ["钱包被偷窃了", "手机被偷窃", "遭遇偷窃怎么办"] }
+answer = { zh = "请先报警。" }
+"#;
+
+    /// Lines of the thesaurus table for the words above, with their codes in the real one.
+    const EVERYDAY_THESAURUS: &str = "酒店\tDm04A10=\n宾馆\tDm04A12=\n旅馆\tDm04A12=\n\
+        节日\tCa25A01=\n节假日\tCa25A01=\n偷窃\tHn03B01=\n盗取\tHn03B01=\n";
+
+    fn with_thesaurus(text: &str) -> EngineOptions {
+        EngineOptions {
+            thesaurus: Some(Arc::new(
+                Thesaurus::parse(text, crate::thesaurus::THESAURUS_DEPTH).unwrap(),
+            )),
+            ..EngineOptions::default()
+        }
+    }
+
+    #[test]
+    fn synonyms_meet_through_the_thesaurus_without_sharing_a_character() {
+        let on = Engine::train_with(parse(EVERYDAY), with_thesaurus(EVERYDAY_THESAURUS));
+        let off = Engine::train(parse(EVERYDAY));
+        assert!(on.uses_thesaurus() && !off.uses_thesaurus());
+        for (q, gold) in [("宾馆", "hotel"), ("旅馆", "hotel"), ("盗取", "theft")] {
+            let with = on.probabilities(q);
+            let without = off.probabilities(q);
+            let gold_class = on.kb.intents.iter().position(|i| i.id == gold).unwrap();
+            assert_eq!(on.decide(q).candidates[0].intent, gold, "{q}: {with:?}");
+            assert!(
+                with[gold_class] > without[gold_class] + 0.1,
+                "{q}: {} with the thesaurus, {} without",
+                with[gold_class],
+                without[gold_class]
+            );
+        }
+    }
+
+    #[test]
+    fn a_thesaurus_without_the_kb_s_words_changes_nothing() {
+        // None of these words is in the CARDS KB: the pruned table is empty, and the engine is
+        // the one without a thesaurus.
+        let on = Engine::train_with(parse(CARDS), with_thesaurus(EVERYDAY_THESAURUS));
+        let off = Engine::train(parse(CARDS));
+        assert!(on.thesaurus.as_ref().is_some_and(Thesaurus::is_empty));
+        for q in ["i lost my card", "宾馆", "how much is the fee", "节假日"] {
+            assert_eq!(on.probabilities(q), off.probabilities(q), "{q}");
         }
     }
 
@@ -1274,6 +1479,7 @@ answer = { zh = "见邀请页面。" }
             let mut logits = vec![0.0f32; 4];
             logits[g] = 5.0;
             held.push(HeldOut {
+                text: 0,
                 gold: g,
                 novel: false,
                 logits,
@@ -1282,11 +1488,13 @@ answer = { zh = "见邀请页面。" }
             logits[(g + 1) % 3] = 2.2;
             logits[g] = 2.0;
             held.push(HeldOut {
+                text: 0,
                 gold: g,
                 novel: false,
                 logits,
             });
             held.push(HeldOut {
+                text: 0,
                 gold: 3,
                 novel: false,
                 logits: vec![0.5, 0.2, 0.0, 4.0],

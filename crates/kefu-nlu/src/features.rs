@@ -8,7 +8,11 @@
 //! 3. **characters of the tokens**: the same n-grams over the canonical tokens, so synonyms and
 //!    stems also reach the character level;
 //! 4. **concepts** (when the engine uses the support lexicon, [`crate::concepts`]): one feature
-//!    per concept the text mentions, added by [`RawFeatures::add_concepts`], scaled by 0.5.
+//!    per concept the text mentions, added by [`RawFeatures::add_concepts`], scaled by 0.5;
+//! 5. **thesaurus classes** (when the engine uses a Chinese thesaurus, [`crate::thesaurus`]): one
+//!    feature per semantic class of the text's Chinese words, added by
+//!    [`RawFeatures::add_thesaurus`] with each word's share of its classes as the term frequency,
+//!    scaled by [`FeatureSpace::set_thesaurus_weight`].
 //!
 //! N-grams are hashed to 64 bits (no allocation per n-gram); the feature space keeps only n-grams
 //! seen in training, with sublinear term frequency and smoothed inverse document frequency.
@@ -30,11 +34,16 @@ pub struct SparseVec {
 /// Hashed n-grams of one text, per feature group, before weighting.
 #[derive(Debug, Clone, Default)]
 pub struct RawFeatures {
+    /// Features that count once per occurrence.
     hashes: Vec<u64>,
+    /// Features with a fractional count (a thesaurus class of an ambiguous word).
+    weighted: Vec<(u64, f32)>,
 }
 
-const GROUPS: usize = 4;
-const GROUP_SHIFT: u32 = 62;
+const GROUPS: usize = 5;
+const GROUP_SHIFT: u32 = 61;
+const CONCEPT_GROUP: u64 = 3;
+const THESAURUS_GROUP: u64 = 4;
 /// The concept group's scale against the three lexical groups (each of norm 1). Chosen among
 /// 0.25–1.5 on two crypto-support KBs with held-out cases; 0.4–0.6 did best (top-1 +3–5 points),
 /// 1.0 and more made the derived policy cautious.
@@ -61,17 +70,40 @@ pub fn extract(normalized: &str, tokens: &[String]) -> RawFeatures {
     for t in tokens {
         char_ngrams(t, 2, &mut hashes);
     }
-    RawFeatures { hashes }
+    RawFeatures {
+        hashes,
+        weighted: Vec::new(),
+    }
 }
 
 impl RawFeatures {
     /// Adds the lexicon concepts a text mentions ([`crate::concepts`]) as a fourth group.
     pub fn add_concepts(&mut self, ids: &[u16]) {
-        self.hashes.extend(
-            ids.iter()
-                .map(|id| tag(3, hash_parts(&[b"concept\x1f", &id.to_le_bytes()]))),
+        self.hashes.extend(ids.iter().map(|id| {
+            tag(
+                CONCEPT_GROUP,
+                hash_parts(&[b"concept\x1f", &id.to_le_bytes()]),
+            )
+        }));
+    }
+
+    /// Adds thesaurus classes ([`crate::thesaurus`]) as a fifth group, each with the weight its
+    /// word gives it.
+    pub fn add_thesaurus(&mut self, classes: impl IntoIterator<Item = (u32, f32)>) {
+        self.weighted.extend(
+            classes
+                .into_iter()
+                .map(|(class, w)| (thesaurus_key(class), w)),
         );
     }
+}
+
+/// The feature key of a thesaurus class.
+fn thesaurus_key(class: u32) -> u64 {
+    tag(
+        THESAURUS_GROUP,
+        hash_parts(&[b"thesaurus\x1f", &class.to_le_bytes()]),
+    )
 }
 
 fn char_ngrams(word: &str, group: u64, out: &mut Vec<u64>) {
@@ -96,7 +128,7 @@ fn char_ngrams(word: &str, group: u64, out: &mut Vec<u64>) {
 }
 
 fn tag(group: u64, h: u64) -> u64 {
-    (h >> 2) | (group << GROUP_SHIFT)
+    (h >> (64 - GROUP_SHIFT)) | (group << GROUP_SHIFT)
 }
 
 fn hash_parts(parts: &[&[u8]]) -> u64 {
@@ -140,6 +172,7 @@ type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 pub struct FeatureSpace {
     index: KeyMap,
     idf: Vec<f32>,
+    thesaurus_weight: f32,
 }
 
 impl FeatureSpace {
@@ -151,6 +184,7 @@ impl FeatureSpace {
         for d in docs {
             seen.clear();
             seen.extend_from_slice(&d.hashes);
+            seen.extend(d.weighted.iter().map(|&(h, _)| h));
             seen.sort_unstable();
             seen.dedup();
             for &h in &seen {
@@ -167,7 +201,21 @@ impl FeatureSpace {
             .iter()
             .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
             .collect();
-        FeatureSpace { index, idf }
+        FeatureSpace {
+            index,
+            idf,
+            thesaurus_weight: 1.0,
+        }
+    }
+
+    /// Scales the thesaurus group against the three lexical groups (each of norm 1).
+    pub fn set_thesaurus_weight(&mut self, weight: f32) {
+        self.thesaurus_weight = weight;
+    }
+
+    /// Whether a thesaurus class occurred in training (only those can move a score).
+    pub fn knows_thesaurus_class(&self, class: u32) -> bool {
+        self.index.contains_key(&thesaurus_key(class))
     }
 
     /// Number of features.
@@ -182,12 +230,18 @@ impl FeatureSpace {
 
     /// Weighted, per-group L2-normalised vector; n-grams unseen in training are dropped.
     pub fn vectorize(&self, raw: &RawFeatures) -> SparseVec {
-        let mut known: Vec<(u32, u8)> = raw
+        let mut known: Vec<(u32, u8, f32)> = raw
             .hashes
             .iter()
-            .filter_map(|h| self.index.get(h).map(|&i| (i, (h >> GROUP_SHIFT) as u8)))
+            .map(|&h| (h, 1.0))
+            .chain(raw.weighted.iter().copied())
+            .filter_map(|(h, w)| {
+                self.index
+                    .get(&h)
+                    .map(|&i| (i, (h >> GROUP_SHIFT) as u8, w))
+            })
             .collect();
-        known.sort_unstable();
+        known.sort_unstable_by_key(|k| k.0);
         let mut out = SparseVec {
             idx: Vec::with_capacity(known.len()),
             val: Vec::with_capacity(known.len()),
@@ -196,13 +250,15 @@ impl FeatureSpace {
         let mut norms = [0f32; GROUPS];
         let mut k = 0;
         while k < known.len() {
-            let (i, g) = known[k];
-            let mut count = 0;
+            let (i, g, _) = known[k];
+            let mut count = 0.0;
             while k < known.len() && known[k].0 == i {
-                count += 1;
+                count += known[k].2;
                 k += 1;
             }
-            let w = (1.0 + (count as f32).ln()) * self.idf[i as usize];
+            // Sublinear term frequency; a fractional count (below one) is taken as it is.
+            let tf = if count > 1.0 { 1.0 + count.ln() } else { count };
+            let w = tf * self.idf[i as usize];
             norms[g as usize] += w * w;
             out.idx.push(i);
             out.val.push(w);
@@ -212,8 +268,10 @@ impl FeatureSpace {
             let n = norms[*g as usize].sqrt();
             if n > 0.0 {
                 *v /= n;
-                if *g == 3 {
-                    *v *= CONCEPT_WEIGHT;
+                match u64::from(*g) {
+                    CONCEPT_GROUP => *v *= CONCEPT_WEIGHT,
+                    THESAURUS_GROUP => *v *= self.thesaurus_weight,
+                    _ => {}
                 }
             }
         }

@@ -20,6 +20,8 @@
 //! - [`wordvec`]: static English word vectors (compiled in) that add what a word means.
 //! - [`concepts`]: a compiled-in lexicon of support concepts (充值 / 冲币 / 入金 / deposit …), one
 //!   feature per concept a message mentions.
+//! - [`thesaurus`]: a Chinese thesaurus (read from a file when configured), one feature per
+//!   semantic class of a message's Chinese words, so 酒店 and 宾馆 meet.
 //! - [`classifier`]: multinomial logistic regression trained at KB load.
 //! - [`encoder`]: an optional sentence encoder (feature `rust-bert`) whose embeddings become extra
 //!   features for English text.
@@ -37,4 +39,5 @@ pub mod lang;
 pub mod normalize;
 pub mod secrets;
 pub mod segment;
+pub mod thesaurus;
 pub mod wordvec;

@@ -249,10 +249,15 @@ impl Service {
         let queue = queue_info(&mut tx, open.as_ref()).await?;
         // Classified unless a human holds the chat (the policy may answer a clear question while
         // the ticket waits in the queue).
-        let decision = state.held_by_staff().is_none().then(|| {
-            let (prefix, _) = kefu_core::text::cap(&m.text, CLASSIFY_BYTES);
-            engine.decide(prefix)
-        });
+        let bot_may_answer = state.held_by_staff().is_none();
+        let (prefix, _) = kefu_core::text::cap(&m.text, CLASSIFY_BYTES);
+        let decision = bot_may_answer.then(|| engine.decide(prefix));
+        // Each clause of a message that asks two things, for the policy to answer both.
+        let clauses = if bot_may_answer {
+            kefu_core::clauses::decide(engine, prefix)
+        } else {
+            Vec::new()
+        };
         let line_text = m
             .pressed
             .then(|| kefu_core::policy::press_label(&state, &m.text, engine.kb()))
@@ -280,6 +285,8 @@ impl Service {
             platform_message_id: m.platform_message_id.to_owned(),
             decision,
             attachments: m.attachments.to_vec(),
+            clauses,
+            thresholds: Some(engine.policy()),
         });
         let step = kefu_core::handle(&state, &event, &ctx);
         let mut turn = Turn::new(

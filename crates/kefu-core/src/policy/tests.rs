@@ -136,6 +136,8 @@ fn user(text: &str, decision: Option<Decision>, at: DateTime<Utc>) -> Event {
         platform_message_id: "m1".to_owned(),
         decision,
         attachments: Vec::new(),
+        clauses: Vec::new(),
+        thresholds: None,
     })
 }
 
@@ -924,14 +926,14 @@ fn a_detail_answer_does_not_switch_the_conversations_language() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn a_queued_users_message_is_relayed_to_the_ticket_and_not_answered() {
+fn a_queued_users_unclear_message_is_relayed_to_the_ticket_and_not_answered() {
     let w = World::new();
-    let step = w.say(&queued(), "提币失败", answer("withdrawal.failed"));
+    let step = w.say(&queued(), "那个钱的事", low_confidence());
     assert_eq!(
         step.actions,
         [Action::RelayToStaff {
             ticket: CODE.into(),
-            text: "提币失败".into(),
+            text: "那个钱的事".into(),
             attachments: Vec::new(),
         }]
     );
@@ -1221,11 +1223,18 @@ fn skipping_the_comment_ends_the_rating() {
 }
 
 #[test]
-fn a_new_question_instead_of_a_rating_is_answered() {
+fn a_new_question_instead_of_a_rating_is_answered_and_the_rating_asked_again() {
     let w = World::new();
     let step = w.say(&rating(), "提币失败怎么办", answer("withdrawal.failed"));
-    assert!(texts(&step)[0].starts_with("请检查"));
-    assert!(matches!(step.state.phase, Phase::AwaitingFeedback { .. }));
+    let r = replies(&step);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].text.starts_with("请检查"), "{}", r[0].text);
+    assert!(r[0].text.contains("回到刚才的评分："), "{}", r[0].text);
+    assert_eq!(
+        payloads(r[0]),
+        ["/rate 1", "/rate 2", "/rate 3", "/rate 4", "/rate 5"]
+    );
+    assert_eq!(step.state.phase, rating().phase);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1243,6 +1252,8 @@ fn with_secret(text: &str, decision: Option<Decision>) -> Event {
         platform_message_id: "m42".to_owned(),
         decision,
         attachments: Vec::new(),
+        clauses: Vec::new(),
+        thresholds: None,
     })
 }
 
@@ -1721,4 +1732,466 @@ fn a_button_press_is_named_by_the_label_the_user_saw() {
     // Typed words are not presses, and a payload of no current button has no label.
     assert_eq!(press_label(&feedback, "是的", &kb), None);
     assert_eq!(press_label(&in_phase(Phase::Idle), "/skip", &kb), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interruptions: a clear new question in the middle of another one
+// ---------------------------------------------------------------------------------------------
+
+/// The engine's thresholds as the service passes them (the KB's derived policy).
+fn thresholds() -> kefu_nlu::engine::Policy {
+    kefu_nlu::engine::Policy {
+        answer_threshold: 0.9,
+        clarify_threshold: 0.55,
+        clarify_ratio: 0.0,
+        temperature: 1.0,
+    }
+}
+
+/// A decision with these candidate scores (best first) and out-of-scope probability.
+fn scored(kind: DecisionKind, candidates: &[(&str, f32)], oos: f32) -> Decision {
+    Decision {
+        decision: kind,
+        intent: candidates.first().map(|c| c.0.to_owned()),
+        confidence: candidates.first().map_or(0.0, |c| c.1),
+        candidates: candidates
+            .iter()
+            .map(|(i, s)| Candidate {
+                intent: (*i).to_owned(),
+                score: *s,
+            })
+            .collect(),
+        out_of_scope: oos,
+        language: "en".to_owned(),
+    }
+}
+
+/// A message as the service sends it: decision, per-clause decisions and the thresholds.
+fn understood(text: &str, decision: Option<Decision>, clauses: Vec<Decision>) -> Event {
+    Event::UserMessage(UserMessage {
+        text_redacted: text.to_owned(),
+        secrets: Vec::new(),
+        at: monday_morning(),
+        platform_message_id: "m2".to_owned(),
+        decision,
+        attachments: Vec::new(),
+        clauses,
+        thresholds: Some(thresholds()),
+    })
+}
+
+fn amount_pending() -> ConversationState {
+    collecting(&["amount", "network"], vec![detail("tx_id", Some(EVM_TX))])
+}
+
+#[test]
+fn a_clear_question_instead_of_a_detail_is_answered_and_the_detail_asked_again() {
+    let w = World::new();
+    let step = w.say(&amount_pending(), "账号被盗了", answer("withdrawal.failed"));
+    let r = replies(&step);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].text.starts_with("请检查地址和网络。"), "{}", r[0].text);
+    assert!(
+        r[0].text.contains("继续刚才的工单信息：(2/3) 金额是多少？"),
+        "{}",
+        r[0].text
+    );
+    assert_eq!(payloads(r[0]), ["/skip", "/cancel"]);
+    // Still on the same detail, and the question did not count as a wrong answer.
+    assert_eq!(step.state.phase, amount_pending().phase);
+    assert!(opened(&step).is_none());
+}
+
+#[test]
+fn a_question_asked_in_between_does_not_use_up_the_details_second_try() {
+    let w = World::new();
+    let step = w.say(&amount_pending(), "提币失败", answer("withdrawal.failed"));
+    let step = w.say(&step.state, "很多钱", low_confidence());
+    assert!(
+        texts(&step)[0].contains("没能识别金额"),
+        "{:?}",
+        texts(&step)
+    );
+    let step = w.say(&step.state, "很多很多钱", low_confidence());
+    match &step.state.phase {
+        Phase::Collecting { collected, .. } => {
+            assert_eq!(
+                collected.last(),
+                Some(&detail("amount", Some("很多很多钱")))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_detail_is_kept_even_when_the_nlu_would_answer_it() {
+    let w = World::new();
+    let state = collecting(&["network"], Vec::new());
+    let step = w.say(&state, "TRC20", answer("withdrawal.failed"));
+    let ticket = opened(&step).expect("the last detail opens the ticket");
+    assert_eq!(ticket.details, [detail("network", Some("TRC20 (TRON)"))]);
+}
+
+#[test]
+fn asking_for_a_human_in_words_while_collecting_opens_the_ticket_with_what_was_collected() {
+    let w = World::new();
+    let step = w.say(&amount_pending(), "我要找人工", answer("human"));
+    let ticket = opened(&step).expect("ticket");
+    assert_eq!(ticket.details, [detail("tx_id", Some(EVM_TX))]);
+}
+
+#[test]
+fn thanks_while_collecting_is_answered_once_and_the_detail_asked_again() {
+    let w = World::new();
+    let step = w.say(&amount_pending(), "谢谢", answer("smalltalk.thanks"));
+    let t = texts(&step);
+    assert!(
+        t[0].starts_with("不客气！") && t[0].contains("继续刚才的工单信息"),
+        "{t:?}"
+    );
+    let again = w.say(&step.state, "谢谢", answer("smalltalk.thanks"));
+    let t = texts(&again);
+    assert!(t[0].starts_with("继续刚才的工单信息"), "{t:?}");
+    assert!(matches!(again.state.phase, Phase::Collecting { .. }));
+}
+
+fn offering() -> ConversationState {
+    in_phase(Phase::OfferingHuman {
+        reason: EscalationReason::AnswerDidNotHelp,
+        intent: Some("withdrawal.pending".into()),
+    })
+}
+
+#[test]
+fn a_clear_question_instead_of_yes_or_no_to_a_human_is_answered_and_the_offer_repeated() {
+    let w = World::new();
+    let step = w.say(&offering(), "提币失败", answer("withdrawal.failed"));
+    let r = replies(&step);
+    assert!(r[0].text.starts_with("请检查"), "{}", r[0].text);
+    assert!(
+        r[0].text
+            .contains("回到刚才的问题：需要为您转接人工客服吗？"),
+        "{}",
+        r[0].text
+    );
+    assert_eq!(payloads(r[0]), ["/yes", "/no"]);
+    assert_eq!(step.state.phase, offering().phase);
+}
+
+#[test]
+fn an_unclear_message_instead_of_yes_or_no_is_a_new_question_as_before() {
+    let w = World::new();
+    let step = w.say(&offering(), "嗯那个", low_confidence());
+    assert!(has_miss(&step));
+    assert_eq!(step.state.phase, Phase::Idle);
+}
+
+#[test]
+fn a_clear_question_about_another_topic_while_clarifying_is_answered_and_the_choice_repeated() {
+    let w = World::new();
+    let step = w.say(
+        &clarifying(),
+        "账号被盗了怎么办",
+        answer("support.complaint"),
+    );
+    // A hand-over topic goes its usual way: answered, and a ticket opened.
+    assert!(opened(&step).is_some());
+    let step = w.say(&clarifying(), "你好", answer("smalltalk.greeting"));
+    let r = replies(&step);
+    assert!(r[0].text.starts_with("您好！"), "{}", r[0].text);
+    assert!(
+        r[0].text.contains("回到刚才的问题：您是想问"),
+        "{}",
+        r[0].text
+    );
+    assert_eq!(payloads(r[0]).len(), 3);
+    assert_eq!(step.state.phase, clarifying().phase);
+}
+
+#[test]
+fn a_clear_question_about_one_of_the_options_picks_it() {
+    let w = World::new();
+    let step = w.say(&clarifying(), "提币失败了", answer("withdrawal.failed"));
+    assert_eq!(
+        step.state.phase,
+        Phase::AwaitingFeedback {
+            intent: "withdrawal.failed".into()
+        }
+    );
+}
+
+#[test]
+fn a_clear_question_instead_of_a_comment_is_answered_and_the_comment_invited_again() {
+    let w = World::new();
+    let comment = in_phase(Phase::RatingComment {
+        ticket: CODE.into(),
+        score: 4,
+    });
+    let step = w.say(&comment, "提币失败怎么办", answer("withdrawal.failed"));
+    let r = replies(&step);
+    assert!(r[0].text.contains("回到刚才的评价："), "{}", r[0].text);
+    assert_eq!(payloads(r[0]), ["/skip"]);
+    assert!(
+        !step
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RecordRating { .. }))
+    );
+    // Something that is not a clear question is the comment.
+    let step = w.say(&comment, "客服态度很好", low_confidence());
+    assert!(step.actions.iter().any(|a| matches!(
+        a,
+        Action::RecordRating { comment: Some(c), .. } if c == "客服态度很好"
+    )));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queued: clear questions answered while no one holds the ticket
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_clear_question_while_queued_is_answered_relayed_and_the_ticket_stays_open() {
+    let w = World::new();
+    let step = w.say(&queued(), "提币失败", answer("withdrawal.failed"));
+    assert!(matches!(
+        &step.actions[0],
+        Action::RelayToStaff { ticket, text, .. } if ticket == CODE && text == "提币失败"
+    ));
+    let t = texts(&step);
+    assert_eq!(t.len(), 1);
+    assert!(t[0].starts_with("请检查地址和网络。"), "{t:?}");
+    assert!(t[0].contains(&format!("核验码 {CODE}）仍在排队")), "{t:?}");
+    assert!(matches!(step.state.phase, Phase::Queued { .. }));
+    assert!(opened(&step).is_none());
+}
+
+#[test]
+fn hand_over_topics_and_small_talk_while_queued_only_reach_the_ticket() {
+    let w = World::new();
+    for (text, d) in [
+        ("我要投诉", answer("support.complaint")),
+        ("你好", answer("smalltalk.greeting")),
+    ] {
+        let step = w.say(&queued(), text, d);
+        assert_eq!(step.actions.len(), 1, "{text}: {:?}", step.actions);
+        assert!(matches!(step.actions[0], Action::RelayToStaff { .. }));
+    }
+}
+
+#[test]
+fn a_clear_question_while_staff_hold_the_chat_only_reaches_staff() {
+    let w = World::new();
+    let step = w.say(&with_staff(), "提币失败", answer("withdrawal.failed"));
+    assert_eq!(step.actions.len(), 1);
+    assert!(matches!(step.actions[0], Action::RelayToStaff { .. }));
+    assert_eq!(step.state.phase, with_staff().phase);
+}
+
+#[test]
+fn thanks_while_queued_is_answered_once_and_still_relayed() {
+    let w = World::new();
+    let step = w.say(&queued(), "谢谢", answer("smalltalk.thanks"));
+    assert!(texts(&step)[0].starts_with("不客气！"));
+    assert!(texts(&step)[0].contains("仍在排队"));
+    let again = w.say(&step.state, "谢谢", answer("smalltalk.thanks"));
+    assert!(texts(&again).is_empty());
+    assert!(matches!(again.actions[..], [Action::RelayToStaff { .. }]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// "A or B?" for siblings the engine would hand over
+// ---------------------------------------------------------------------------------------------
+
+fn fees_escalated(top: f32, oos: f32) -> Decision {
+    scored(
+        DecisionKind::Escalate,
+        &[
+            ("withdrawal.pending", top),
+            ("withdrawal.failed", 0.015),
+            ("support.complaint", 0.01),
+        ],
+        oos,
+    )
+}
+
+#[test]
+fn a_hand_over_whose_best_intent_alone_reaches_the_clarify_threshold_asks_a_or_b() {
+    let w = World::new();
+    let step = w.step(
+        &idle(),
+        understood("fees?", Some(fees_escalated(0.89, 0.044)), vec![]),
+    );
+    assert_eq!(
+        step.state.phase,
+        Phase::Clarifying {
+            first: "withdrawal.pending".into(),
+            second: "withdrawal.failed".into(),
+        }
+    );
+    assert!(!has_miss(&step));
+}
+
+#[test]
+fn a_hand_over_below_the_clarify_threshold_or_out_of_scope_stays_a_miss() {
+    let w = World::new();
+    for d in [fees_escalated(0.5, 0.044), fees_escalated(0.6, 0.7)] {
+        let step = w.step(&idle(), understood("fees?", Some(d), vec![]));
+        assert!(has_miss(&step));
+        assert_eq!(step.state.phase, Phase::Idle);
+    }
+    // Without the engine's thresholds the rule is off.
+    let step = w.say(&idle(), "fees?", Some(fees_escalated(0.89, 0.044)));
+    assert!(has_miss(&step));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two questions in one message
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn two_clear_questions_get_the_first_answered_and_the_second_offered_as_a_button() {
+    let w = World::new();
+    let whole = clarify("withdrawal.failed", "withdrawal.pending");
+    let clauses = vec![
+        scored(DecisionKind::Answer, &[("withdrawal.pending", 0.99)], 0.0),
+        scored(DecisionKind::Answer, &[("withdrawal.failed", 0.97)], 0.0),
+    ];
+    let step = w.step(
+        &idle(),
+        understood("提币没到账，另外提币失败", whole, clauses),
+    );
+    let r = replies(&step);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].text.starts_with("提币通常"), "{}", r[0].text);
+    assert!(r[0].text.contains("您还问到「提币失败」"), "{}", r[0].text);
+    assert_eq!(payloads(r[0]), ["/yes", "/no", "/pick withdrawal.failed"]);
+    assert_eq!(
+        press_label(&step.state, "/pick withdrawal.failed", &w.kb).as_deref(),
+        Some("提币失败")
+    );
+    let second = w.say(&step.state, "/pick withdrawal.failed", None);
+    assert!(texts(&second)[0].starts_with("请检查"));
+}
+
+#[test]
+fn one_clear_clause_leaves_the_whole_messages_decision_in_charge() {
+    let w = World::new();
+    let clauses = vec![
+        scored(DecisionKind::Answer, &[("withdrawal.pending", 0.99)], 0.0),
+        scored(DecisionKind::Escalate, &[("withdrawal.failed", 0.3)], 0.0),
+    ];
+    let step = w.step(
+        &idle(),
+        understood("提币没到账，另外嗯", answer("withdrawal.failed"), clauses),
+    );
+    assert_eq!(
+        step.state.phase,
+        Phase::AwaitingFeedback {
+            intent: "withdrawal.failed".into()
+        }
+    );
+    assert_eq!(payloads(replies(&step)[0]), ["/yes", "/no"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn thanks_is_answered_once_and_not_again_right_after() {
+    let w = World::new();
+    let step = w.say(&idle(), "谢谢", answer("smalltalk.thanks"));
+    assert_eq!(texts(&step), ["不客气！"]);
+    assert!(step.state.closed);
+    let again = w.say(&step.state, "拜拜", answer("smalltalk.thanks"));
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    // A question reopens the conversation: the next thanks is answered again.
+    let asked = w.say(&again.state, "提币失败", answer("withdrawal.failed"));
+    assert!(!asked.state.closed);
+    let thanks = w.say(&asked.state, "谢谢", answer("smalltalk.thanks"));
+    assert_eq!(texts(&thanks), ["不客气！"]);
+}
+
+#[test]
+fn yes_it_helped_is_the_closing_and_a_thanks_after_it_gets_no_second_goodbye() {
+    let w = World::new();
+    let state = in_phase(Phase::AwaitingFeedback {
+        intent: "withdrawal.failed".into(),
+    });
+    let step = w.say(&state, "好的谢谢", None);
+    assert_eq!(texts(&step), [msg::glad_it_helped(Lang::Zh)]);
+    let again = w.say(&step.state, "谢谢", answer("smalltalk.thanks"));
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+}
+
+#[test]
+fn thanks_instead_of_a_rating_closes_politely() {
+    let w = World::new();
+    let step = w.say(&rating(), "谢谢", answer("smalltalk.thanks"));
+    assert_eq!(texts(&step), ["不客气！"]);
+    assert_eq!(step.state.phase, Phase::Idle);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ways out
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cancel_and_the_human_command_work_even_over_the_flood_limit() {
+    let w = flooding();
+    let step = w.say(&amount_pending(), "/cancel", None);
+    assert_eq!(step.state.phase, Phase::Idle);
+    assert_eq!(texts(&step), [msg::collect_cancelled(Lang::Zh)]);
+    let step = w.say(&idle(), "转人工", None);
+    assert!(opened(&step).is_some());
+}
+
+#[test]
+fn a_second_staff_member_cannot_take_or_answer_a_held_chat() {
+    let w = World::new();
+    let claim = w.step(
+        &with_staff(),
+        Event::StaffClaimed {
+            ticket: CODE.into(),
+            staff: "bob".into(),
+        },
+    );
+    assert_eq!(claim.state, with_staff());
+    assert!(claim.actions.is_empty());
+    let reply = w.step(
+        &with_staff(),
+        Event::StaffReply {
+            ticket: CODE.into(),
+            staff: "bob".into(),
+            text: "hi".into(),
+        },
+    );
+    assert!(reply.actions.is_empty());
+}
+
+#[test]
+fn every_phase_the_bot_holds_has_its_ways_out() {
+    let w = World::new();
+    let states = [
+        idle(),
+        amount_pending(),
+        offering(),
+        clarifying(),
+        queued(),
+        rating(),
+        in_phase(Phase::AwaitingFeedback {
+            intent: "withdrawal.failed".into(),
+        }),
+        in_phase(Phase::RatingComment {
+            ticket: CODE.into(),
+            score: 3,
+        }),
+        with_staff(),
+        ConversationState::default(),
+    ];
+    for state in states {
+        crate::invariants::check_ways_out(&state, &w.ctx())
+            .unwrap_or_else(|e| panic!("{:?}: {e}", state.phase));
+    }
 }
