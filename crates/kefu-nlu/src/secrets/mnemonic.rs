@@ -7,7 +7,9 @@ use bip39::Language;
 
 use super::hints::{Context, SEED_HINTS, occurrences};
 use super::text::{Item, ItemKind, Scan, is_cjk};
-use super::wordlists::{MNEMONIC_LENGTHS, Randomness, looks_random, random_evidence, verifies};
+use super::wordlists::{
+    MNEMONIC_LENGTHS, Randomness, is_word_pair, looks_random, random_evidence, verifies,
+};
 use super::{SecretKind, SecretSpan};
 
 /// Minimum run length for a checksum-less seed phrase.
@@ -48,12 +50,11 @@ pub(super) struct RunWord {
 #[derive(Debug, Default)]
 struct Run {
     words: Vec<RunWord>,
-    /// Gaps (between consecutive words) holding numbering / a line break / a comma / a visible
-    /// or invisible separator other than whitespace.
+    /// Gaps (between consecutive words) holding list numbering (a number one more than the
+    /// previous gap's, so `man2/access.2 man2/alarm.2` is not numbered) / a line break / a comma.
     num_gaps: usize,
     newline_gaps: usize,
     comma_gaps: usize,
-    marked_gaps: usize,
     /// Index into `words` where a gap containing a line break precedes the word.
     line_starts: Vec<usize>,
     /// For each gap, what it is made of apart from whitespace (0 when nothing): the numbers in it
@@ -61,18 +62,22 @@ struct Run {
     gap_sigs: Vec<u64>,
     // State of the gap being read.
     gap_sig: u64,
-    gap_num: bool,
+    gap_num: Option<u32>,
+    /// The number of the last numbered gap.
+    last_num: Option<u32>,
     gap_newline: bool,
     gap_comma: bool,
-    gap_marked: bool,
 }
 
 impl Run {
     fn push(&mut self, word: RunWord) {
         if !self.words.is_empty() {
-            self.num_gaps += usize::from(self.gap_num);
+            if let Some(n) = self.gap_num {
+                let sequential = self.last_num.is_none_or(|last| n == last + 1);
+                self.num_gaps += usize::from(sequential);
+                self.last_num = Some(n);
+            }
             self.comma_gaps += usize::from(self.gap_comma);
-            self.marked_gaps += usize::from(self.gap_marked);
             if self.gap_newline {
                 self.newline_gaps += 1;
                 self.line_starts.push(self.words.len());
@@ -80,10 +85,9 @@ impl Run {
             self.gap_sigs.push(self.gap_sig);
         }
         self.gap_sig = 0;
-        self.gap_num = false;
+        self.gap_num = None;
         self.gap_newline = false;
         self.gap_comma = false;
-        self.gap_marked = false;
         self.words.push(word);
     }
 
@@ -91,7 +95,8 @@ impl Run {
     fn gap(&mut self, kind: ItemKind, item: &str) {
         match kind {
             ItemKind::Num => {
-                self.gap_num = true;
+                // The last number of the gap counts (`1.2.` is unusual; `3)` is the usual).
+                self.gap_num = Some(item.parse().unwrap_or(0));
                 self.sign(b"#");
             }
             ItemKind::Sep {
@@ -102,7 +107,6 @@ impl Run {
             } => {
                 self.gap_newline |= newline;
                 self.gap_comma |= comma;
-                self.gap_marked |= !space;
                 if !space {
                     self.sign(item.as_bytes());
                 }
@@ -124,6 +128,28 @@ impl Run {
         self.gap_sig = h.max(1);
     }
 
+    /// The run cut at its odd gaps: a gap with a non-zero signature unlike the gaps on either side
+    /// of it (`can you help? legal winner …`: the `?`). Sentence punctuation inside a run is where a
+    /// phrase pasted into a sentence starts or ends; a phrase written `legal~winner~…` is not cut.
+    fn sentences(&self) -> Vec<Range<usize>> {
+        let sigs = &self.gap_sigs;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (k, &sig) in sigs.iter().enumerate() {
+            let odd = sig != 0
+                && k.checked_sub(1).is_none_or(|p| sigs[p] != sig)
+                && sigs.get(k + 1).is_none_or(|&n| n != sig);
+            if odd {
+                out.push(start..k + 1);
+                start = k + 1;
+            }
+        }
+        if start > 0 {
+            out.push(start..self.words.len());
+        }
+        out
+    }
+
     /// The longest stretch of words whose gaps all have the same non-zero signature.
     fn longest_uniform_stretch(&self) -> Range<usize> {
         let mut best = 0..0;
@@ -142,15 +168,12 @@ impl Run {
         best
     }
 
-    /// Numbered, one word per line, a comma-separated list, or every word set apart by something
-    /// other than whitespace (`legal~winner~…`, `legal😀winner😀…`).
+    /// Numbered, one word per line, or a comma-separated list. (Every word set apart by the same
+    /// other separator, `legal~winner~…`, is [`Run::longest_uniform_stretch`].)
     fn structured(&self) -> bool {
         let gaps = self.words.len().saturating_sub(1);
         gaps > 0
-            && (self.num_gaps * 2 >= gaps
-                || self.newline_gaps == gaps
-                || self.comma_gaps == gaps
-                || self.marked_gaps == gaps)
+            && (self.num_gaps * 2 >= gaps || self.newline_gaps == gaps || self.comma_gaps == gaps)
     }
 }
 
@@ -225,6 +248,16 @@ fn evaluate_run(
         && let Some(span) = verified_window(script, &run.words)
     {
         spans.push(span);
+        return;
+    }
+    // Rule 1 again in each sentence of the run.
+    let found = spans.len();
+    for sentence in run.sentences() {
+        if sentence.len() >= MIN_SEED_WORDS {
+            spans.extend(verified_window(script, &run.words[sentence]));
+        }
+    }
+    if spans.len() > found {
         return;
     }
     let structured = run.structured();
@@ -430,7 +463,10 @@ fn check_contiguous(
                 continue;
             };
             let range = window[0].range.start..window[len - 1].range.end;
-            if looks_random(&idx, Randomness::Strict) || anchored(scan, ctx, &range, text) {
+            let alone = looks_random(&idx, Randomness::Strict)
+                && stands_out(&words[start.saturating_sub(CONTEXT_CHARS)..start])
+                && stands_out(&words[start + len..(start + len + CONTEXT_CHARS).min(words.len())]);
+            if alone || anchored(scan, ctx, &range, text) {
                 let aligned = starts.contains(&range.start) || ends.contains(&range.end);
                 let evidence = random_evidence(&idx) + if aligned { ALIGNED_BONUS } else { 0 };
                 candidates.push((start..start + len, evidence));
@@ -446,6 +482,26 @@ fn check_contiguous(
         }
     }
 }
+
+/// The characters next to a window on one side (up to [`CONTEXT_CHARS`], within the same run of
+/// ideographs): a mnemonic pasted into a sentence stands out from it, so the text beside it must
+/// read as a sentence: it holds a word ("谢谢", "你好") or its characters are common ones
+/// ([`random_evidence`] below −0.6 nats a character). Lists of transliterated names
+/// (`阿布扎比阿达马瓦省…`) read as random characters all along and are not taken for a mnemonic;
+/// a window with no ideograph beside it (punctuation around it) stands out by itself.
+fn stands_out(side: &[RunWord]) -> bool {
+    if side.len() < 2 {
+        return true;
+    }
+    let idx: Vec<u16> = side.iter().filter_map(|w| w.idx[0].or(w.idx[1])).collect();
+    // Characters outside the lists are rarer than any listed one: not what a sentence is made of,
+    // nor a mnemonic, so they count as neither.
+    idx.len() < 2
+        || idx.windows(2).any(|p| is_word_pair(p[0], p[1]))
+        || random_evidence(&idx) < -60 * idx.len() as i32
+}
+
+const CONTEXT_CHARS: usize = 6;
 
 /// What a window aligned with a hint gains over others (10 nats: more than the evidence that tells
 /// the true window from a shifted one).
