@@ -308,3 +308,33 @@ fn a_tx_hash_next_to_the_word_key_is_still_a_tx_hash_when_a_tx_hint_is_closer() 
         assert!(find_secrets(&text).is_empty(), "{text}");
     }
 }
+
+#[test]
+fn two_phrases_pasted_one_after_the_other_are_both_redacted() {
+    // Cases the fuzz driver found: a run of words holding two phrases, each written its own way.
+    let entropy: Vec<u8> = (0..24u8)
+        .map(|i| i.wrapping_mul(97).wrapping_add(13))
+        .collect();
+    let second = mnemonic(Language::English, &entropy);
+    let caps_keys = LEGAL_12.to_uppercase().replace(' ', " 🔑 ");
+    let zero_width = second.replace(' ', "\u{200B}");
+    let hyphens = second.replace(' ', "-");
+    for text in [
+        format!("{caps_keys} {zero_width}"),
+        format!("{LEGAL_12}, {hyphens}"),
+        format!("{}。{hyphens}", LEGAL_12.replace(' ', "、")),
+    ] {
+        let spans = find_secrets(&text);
+        assert!(!spans.is_empty(), "{text:?}");
+        let out = redact(&text, &spans);
+        assert_eq!(find_secrets(&out), [], "{text:?} → {out:?}");
+        for phrase in [LEGAL_12, second.as_str()] {
+            let first_words: Vec<&str> = phrase.split(' ').take(4).collect();
+            let lower = out.to_lowercase();
+            assert!(
+                !first_words.iter().all(|w| lower.contains(w)),
+                "{phrase:?} survived in {out:?}"
+            );
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::text::is_cjk;
-use super::{SecretSpan, find_secrets, merge, mnemonic_words_in, scan_unchecked};
+use super::{SecretSpan, find_secrets, merge, mnemonic_words_in, scan_repeated};
 
 /// What [`find_secrets_with_history`] found, as spans in each message's own bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn find_secrets_with_history(history: &[&str], text: &str) -> HistoryScan {
             let Some(current_piece) = pieces.last().cloned() else {
                 continue;
             };
-            for span in scan_unchecked(&joined) {
+            for span in scan_repeated(&joined) {
                 let reaches_current = overlaps(&span.range, &current_piece);
                 let reaches_history = pieces[..history.len()]
                     .iter()

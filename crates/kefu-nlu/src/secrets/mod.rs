@@ -216,7 +216,73 @@ pub fn find_secrets(text: &str) -> Vec<SecretSpan> {
     ) {
         return Vec::new();
     }
-    scan_unchecked(text)
+    scan_repeated(text)
+}
+
+/// [`scan_unchecked`], then again on what redaction leaves until that holds nothing more.
+fn scan_repeated(text: &str) -> Vec<SecretSpan> {
+    let mut spans = scan_unchecked(text);
+    // One scan reports one phrase of a run of words, and a run can hold two (pasted one after the
+    // other, or a phrase then a list of wordlist words): what redaction leaves is scanned again,
+    // until it holds nothing more.
+    for _ in 0..MAX_RESCANS {
+        if spans.is_empty() {
+            break;
+        }
+        let (redacted, labels) = redact_mapped(text, &spans);
+        let more = scan_unchecked(&redacted);
+        if more.is_empty() {
+            break;
+        }
+        spans.extend(more.into_iter().map(|mut span| {
+            span.range = back_to_original(&labels, &span.range);
+            span
+        }));
+        spans = merge(spans);
+    }
+    spans
+}
+
+/// How many times [`find_secrets`] scans what redaction leaves.
+const MAX_RESCANS: usize = 8;
+
+/// Where a label went: (its range in the redacted text, its span's range in the original).
+type LabelMap = Vec<(Range<usize>, Range<usize>)>;
+
+/// [`redact`] for sorted, non-overlapping spans, with where each label went.
+fn redact_mapped(text: &str, spans: &[SecretSpan]) -> (String, LabelMap) {
+    let mut out = String::with_capacity(text.len());
+    let mut labels = Vec::with_capacity(spans.len());
+    let mut cursor = 0;
+    for span in spans {
+        out.push_str(&text[cursor..span.range.start]);
+        let start = out.len();
+        out.push_str(&span.label());
+        labels.push((start..out.len(), span.range.clone()));
+        cursor = span.range.end;
+    }
+    out.push_str(&text[cursor..]);
+    (out, labels)
+}
+
+/// A range of the text [`redact_mapped`] made, in the original text: a label inside it stands
+/// for its whole span.
+fn back_to_original(labels: &LabelMap, range: &Range<usize>) -> Range<usize> {
+    let map = |pos: usize, end: bool| {
+        // Bytes of the original text minus bytes of the redacted text before `pos`.
+        let mut shift: isize = 0;
+        for (label, span) in labels {
+            if pos <= label.start {
+                break;
+            }
+            if pos < label.end {
+                return if end { span.end } else { span.start };
+            }
+            shift += span.len() as isize - label.len() as isize;
+        }
+        pos.saturating_add_signed(shift)
+    };
+    map(range.start, false)..map(range.end, true)
 }
 
 /// [`find_secrets`] without the pre-check (a split phrase's parts are each too short for it).
