@@ -8,7 +8,7 @@ use kefu_core::{
     Action, Context, ConversationState, Event, Flood, QueueInfo, Reply, SecretFound, UserMessage,
 };
 use kefu_nlu::engine::Engine;
-use kefu_nlu::secrets::{find_secrets, redact};
+use kefu_nlu::secrets::{find_secrets, find_secrets_with_history, redact};
 use kefu_store::{InboundOutcome, StoreError, StoredInbound, UnitOfWork};
 use tracing::Instrument;
 
@@ -239,6 +239,9 @@ impl Service {
         tracing::Span::current().record("conversation", conversation.id);
         let mut state = decode_state(conversation.state.as_ref());
         let open = repair(&mut tx, &mut state, now).await?;
+        let (text, split) = split_secrets(&mut tx, conversation.id, m, now).await?;
+        let mut secrets = m.secrets.clone();
+        secrets.extend(split);
         if let Some(t) = &open {
             tracing::Span::current().record("ticket", t.id);
         }
@@ -250,7 +253,7 @@ impl Service {
         // Classified unless a human holds the chat (the policy may answer a clear question while
         // the ticket waits in the queue).
         let bot_may_answer = state.held_by_staff().is_none();
-        let (prefix, _) = kefu_core::text::cap(&m.text, CLASSIFY_BYTES);
+        let (prefix, _) = kefu_core::text::cap(&text, CLASSIFY_BYTES);
         let decision = bot_may_answer.then(|| engine.decide(prefix));
         // Each clause of a message that asks two things, for the policy to answer both.
         let clauses = if bot_may_answer {
@@ -260,10 +263,10 @@ impl Service {
         };
         let line_text = m
             .pressed
-            .then(|| kefu_core::policy::press_label(&state, &m.text, engine.kb()))
+            .then(|| kefu_core::policy::press_label(&state, &text, engine.kb()))
             .flatten()
             .map_or_else(
-                || m.text.clone(),
+                || text.clone(),
                 |label| kefu_core::messages::pressed(&label),
             );
         let code = new_ticket_code()?;
@@ -279,8 +282,8 @@ impl Service {
             },
         };
         let event = Event::UserMessage(UserMessage {
-            text_redacted: m.text.clone(),
-            secrets: m.secrets.clone(),
+            text_redacted: text.clone(),
+            secrets: secrets.clone(),
             at: m.sent_at,
             platform_message_id: m.platform_message_id.to_owned(),
             decision,
@@ -327,10 +330,51 @@ impl Service {
             self.outbox_changed();
         }
         Ok(Handled::Processed {
-            secret_redacted: !m.secrets.is_empty(),
+            secret_redacted: !secrets.is_empty(),
             ticket_opened,
         })
     }
+}
+
+/// How far back a seed phrase split over messages is looked for: the user's last few messages,
+/// within a few minutes.
+const SPLIT_WINDOW: TimeDelta = TimeDelta::minutes(5);
+const SPLIT_MESSAGES: i64 = 4;
+
+/// A seed phrase split over this message and the user's previous ones ("my seed phrase is
+/// w1 … w6", then "w7 … w12"): each part alone passed redaction; read together they are one.
+/// The earlier parts are redacted where they were stored (the inbound row, its transcript line and
+/// miss), and this message's part before it goes anywhere; returns this message's text and the
+/// secrets found in it this way.
+async fn split_secrets(
+    tx: &mut kefu_store::UnitOfWork,
+    conversation_id: i64,
+    m: &Message<'_>,
+    now: DateTime<Utc>,
+) -> Result<(String, Vec<SecretFound>)> {
+    let history = tx
+        .recent_inbound_texts(conversation_id, m.id, now - SPLIT_WINDOW, SPLIT_MESSAGES)
+        .await?;
+    if history.is_empty() || m.text.is_empty() {
+        return Ok((m.text.clone(), Vec::new()));
+    }
+    let texts: Vec<&str> = history.iter().map(|(_, t)| t.as_str()).collect();
+    let scan = find_secrets_with_history(&texts, &m.text);
+    for ((id, earlier), spans) in history.iter().zip(&scan.history) {
+        if !spans.is_empty() {
+            tx.redact_inbound(*id, &redact(earlier, spans)).await?;
+        }
+    }
+    if scan.current.is_empty() {
+        return Ok((m.text.clone(), Vec::new()));
+    }
+    let text = redact(&m.text, &scan.current);
+    tx.redact_inbound(m.id, &text).await?;
+    tracing::info!(
+        inbound = m.id,
+        "a secret split over several messages was redacted"
+    );
+    Ok((text, scan.current.iter().map(SecretFound::from).collect()))
 }
 
 fn stored_message(m: &StoredInbound) -> Message<'_> {

@@ -393,3 +393,52 @@ async fn flood_control_is_counted_in_the_database_so_every_instance_shares_it() 
         "over the limit across two instances, not every message is answered: {replies:?}"
     );
 }
+
+#[tokio::test]
+async fn a_seed_phrase_split_over_two_messages_is_redacted_in_both() {
+    const LEGAL_12: &str =
+        "legal winner thank year wave sausage worth useful legal winner thank yellow";
+    let words: Vec<&str> = LEGAL_12.split(' ').collect();
+    let first = format!("my seed phrase is {}", words[..6].join(" "));
+    let second = words[6..].join(" ");
+    for db in Db::each().await {
+        let s = db.service("a").await;
+        s.handle_inbound(&message("m1", &first), Utc::now())
+            .await
+            .unwrap();
+        let handled = s
+            .handle_inbound(&message("m2", &second), Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                handled,
+                Handled::Processed {
+                    secret_redacted: true,
+                    ..
+                }
+            ),
+            "the second part completes the phrase: {handled:?}"
+        );
+        let lines = s.store().transcript(&alice()).await.unwrap();
+        let all: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
+        for w in ["sausage", "worth useful", "wave"] {
+            assert!(!all.contains(w), "{w:?} left in the transcript: {all}");
+        }
+        assert!(all.contains("my seed phrase is"), "the rest is kept: {all}");
+        let said = texts(&s, &alice()).await.join("\n");
+        assert!(!said.contains("sausage"), "never echoed: {said}");
+        // Nothing of it is left for a restarted handler either.
+        let stored = s
+            .store()
+            .claim_stale_inbound("x", Utc::now(), 100, 100, Utc::now() + TimeDelta::hours(1))
+            .await
+            .unwrap();
+        assert!(stored.is_empty(), "both handled: {stored:?}");
+        let misses = s.store().misses(50).await.unwrap();
+        assert!(
+            !format!("{misses:?}").contains("sausage"),
+            "misses keep redacted text only: {misses:?}"
+        );
+    }
+}
