@@ -251,8 +251,9 @@ pub async fn open_service(
 ) -> Result<kefu_service::Service, Failure> {
     use anyhow::Context as _;
     let config = service_config(settings)?;
-    let engine = load_engine(kb)?.engine;
+    // The database first: a URL that can never work is reported before the KB is trained.
     let store = open_store(settings).await?;
+    let engine = load_engine(kb)?.engine;
     let service = kefu_service::Service::new(engine, store, config);
     let recovered = service
         .recover(chrono::Utc::now())

@@ -133,21 +133,24 @@ async fn many_instances_handling_the_same_users_at_once_lose_and_double_nothing(
     }
 }
 
-/// Several processes starting at once on a new SQLite file all get a migrated database.
+/// Several processes starting at once on a new database (a new SQLite file, an empty PostgreSQL
+/// schema) all get a migrated database.
 #[tokio::test]
-async fn a_fresh_sqlite_file_opened_by_many_at_once_is_migrated_once_for_all() {
-    let db = Db::sqlite();
-    let opens: Vec<_> = (0..8)
-        .map(|_| {
-            let url = db.url.clone();
-            tokio::spawn(async move { kefu_store::Store::connect(&url).await })
-        })
-        .collect();
-    for o in opens {
-        let store = o
-            .await
-            .unwrap()
-            .expect("every opener gets a working database");
-        assert_eq!(store.queued_count().await.unwrap(), 0);
+async fn a_fresh_database_opened_by_many_at_once_is_migrated_once_for_all() {
+    for db in Db::each().await {
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { kefu_store::Store::connect(&url).await })
+            })
+            .collect();
+        for o in opens {
+            let store = o
+                .await
+                .unwrap()
+                .expect("every opener gets a working database");
+            assert_eq!(store.queued_count().await.unwrap(), 0);
+            store.close().await;
+        }
     }
 }
