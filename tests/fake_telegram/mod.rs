@@ -37,8 +37,32 @@ pub struct Req {
     pub method: String,
     pub body: Value,
     pub at: Instant,
-    /// The fake answered 429.
+    /// The fake refused it: 429, or a 5xx from [`Fake::fail_sends_at_random`].
     pub limited: bool,
+    /// The HTTP status the fake answered with.
+    pub status: u16,
+}
+
+/// Random refusals of sendMessage (see [`Fake::fail_sends_at_random`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// xorshift64 state.
+    pub rng: u64,
+    /// Percent of sendMessage calls refused.
+    pub percent: u64,
+    /// At most this many of the refusals are a 502 (the rest are 429 with retry_after 1).
+    pub max_5xx: u32,
+}
+
+impl Faults {
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +73,10 @@ pub struct FakeState {
     /// sendMessage calls still to answer with 429.
     pub limit_sends: u32,
     pub next_id: i64,
+    /// Random refusals of sendMessage, when set.
+    pub faults: Option<Faults>,
+    /// sendMessage is recorded at once but answered only after this long.
+    pub send_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -105,21 +133,47 @@ pub async fn bot_api(
         }
         return ok(json!([]));
     }
-    let mut s = state.lock().unwrap();
-    s.next_id += 1;
-    let id = s.next_id + 1000;
-    let limited = method == "sendmessage" && s.limit_sends > 0;
-    s.requests.push(Req {
-        method: method.clone(),
-        body: body.clone(),
-        at: Instant::now(),
-        limited,
-    });
-    if limited {
-        s.limit_sends -= 1;
+    let (id, status, delay) = {
+        let mut s = state.lock().unwrap();
+        s.next_id += 1;
+        let id = s.next_id + 1000;
+        let send = method == "sendmessage";
+        let mut status = StatusCode::OK;
+        if send && s.limit_sends > 0 {
+            s.limit_sends -= 1;
+            status = StatusCode::TOO_MANY_REQUESTS;
+        } else if send
+            && let Some(faults) = s.faults.as_mut()
+            && faults.next() % 100 < faults.percent
+        {
+            status = if faults.max_5xx > 0 && faults.next() % 4 == 0 {
+                faults.max_5xx -= 1;
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::TOO_MANY_REQUESTS
+            };
+        }
+        s.requests.push(Req {
+            method: method.clone(),
+            body: body.clone(),
+            at: Instant::now(),
+            limited: status != StatusCode::OK,
+            status: status.as_u16(),
+        });
+        (id, status, if send { s.send_delay } else { Duration::ZERO })
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS {
         let body = json!({"ok": false, "error_code": 429,
             "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}});
-        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        return (status, axum::Json(body)).into_response();
+    }
+    if status != StatusCode::OK {
+        let body =
+            json!({"ok": false, "error_code": status.as_u16(), "description": "Bad Gateway"});
+        return (status, axum::Json(body)).into_response();
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let chat = body["chat_id"].as_i64().unwrap_or(STAFF_CHAT);
     let message = |text: Value| {
@@ -170,6 +224,23 @@ impl Fake {
 
     pub fn limit_next_sends(&self, n: u32) {
         self.state.lock().unwrap().limit_sends = n;
+    }
+
+    /// Refuses about `percent` % of later sendMessage calls, chosen by a xorshift generator seeded
+    /// with `seed`: with 429 (retry_after 1), or with 502 for at most `max_5xx` of them (teloxide
+    /// waits 10 s after any 5xx before it reports the error, so keep that number small).
+    pub fn fail_sends_at_random(&self, seed: u64, percent: u64, max_5xx: u32) {
+        self.state.lock().unwrap().faults = Some(Faults {
+            rng: seed.max(1),
+            percent,
+            max_5xx,
+        });
+    }
+
+    /// Answers later sendMessage calls only after `delay` (each is recorded when it arrives), so a
+    /// test can stop the bot while Telegram has a message but the bot has not heard back.
+    pub fn delay_sends(&self, delay: Duration) {
+        self.state.lock().unwrap().send_delay = delay;
     }
 
     pub fn requests(&self) -> Vec<Req> {
@@ -363,6 +434,13 @@ impl Kefu {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// SIGTERM like [`Kefu::stop`], keeping the database for a restart.
+    pub fn stop_keeping_db(mut self) -> (Option<i32>, String, tempfile::TempDir) {
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        let (code, stderr) = self.stop();
+        (code, stderr, dir)
     }
 
     /// SIGKILL: no chance to finish anything; the database is handed back for a restart.
