@@ -271,8 +271,17 @@ fn event(m: &Move, state: &ConversationState, at: DateTime<Utc>) -> Event {
     }
 }
 
+/// Random conversations tried: `KEFU_FUZZ_CASES`, default 400 (README's figures: 50,000
+/// conversations, about a million policy steps).
+fn cases() -> u32 {
+    std::env::var("KEFU_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn every_step_of_a_random_conversation_keeps_the_policys_promises(

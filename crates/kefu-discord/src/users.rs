@@ -290,4 +290,97 @@ mod tests {
         assert_eq!(kind_of(Some("application/pdf")), AttachmentKind::Document);
         assert_eq!(kind_of(None), AttachmentKind::Other);
     }
+
+    /// A fuzz target on stable Rust: any message the gateway could deliver — random content with
+    /// any characters, mentions of the bot in both forms and of others, attachments with any name
+    /// and content type, stickers — converts without a panic. `KEFU_FUZZ_CASES` sets the number
+    /// of inputs (default 3,000; README's figures: 1,000,000).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        const ME: u64 = 900;
+
+        fn cases() -> u32 {
+            std::env::var("KEFU_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3000)
+        }
+
+        fn content() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                "[a-zA-Z0-9 ?!.,]{0,12}",
+                "[提币充值没到账转人工客服你好]{0,8}",
+                Just(format!("<@{ME}>")),
+                Just(format!("<@!{ME}>")),
+                Just(format!("<@{ME}>,")),
+                Just("<@9001>".to_owned()),
+                Just("@everyone".to_owned()),
+                Just("，".to_owned()),
+                Just("\u{0}\u{1b}[2J".to_owned()),
+                Just("\n".to_owned()),
+                any::<char>().prop_map(String::from),
+            ];
+            prop::collection::vec(piece, 0..6).prop_map(|v| v.concat())
+        }
+
+        prop_compose! {
+            fn message()(
+                text in content(),
+                files in prop::collection::vec(
+                    (any::<String>(), proptest::option::of("[a-z]{1,8}/[a-z0-9.+-]{1,12}")),
+                    0..3,
+                ),
+                stickers in prop::collection::vec(any::<String>(), 0..2),
+                guild in any::<bool>(),
+            ) -> Value {
+                let mut m = json!({"id": "10", "channel_id": "20",
+                    "author": {"id": "30", "username": "u", "discriminator": "0",
+                        "global_name": null, "avatar": null, "bot": false, "public_flags": 0},
+                    "content": text, "timestamp": "2026-12-05T00:00:00.000000+00:00",
+                    "edited_timestamp": null, "tts": false, "mention_everyone": false,
+                    "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+                    "pinned": false, "type": 0, "flags": 0, "components": []});
+                m["attachments"] = Value::Array(files.iter().enumerate().map(|(i, (name, ct))| {
+                    json!({"id": (100 + i).to_string(), "filename": name, "size": 1,
+                        "url": "https://cdn.example/x", "proxy_url": "https://cdn.example/x",
+                        "content_type": ct})
+                }).collect());
+                m["sticker_items"] = Value::Array(stickers.iter().enumerate().map(|(i, name)| {
+                    json!({"id": (200 + i).to_string(), "name": name, "format_type": 1})
+                }).collect());
+                if guild {
+                    m["guild_id"] = json!("40");
+                }
+                m
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: cases(),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn any_message_converts_without_panic(raw in message()) {
+                let msg: Message = serde_json::from_value(raw).expect("a gateway message");
+                let me = UserId::new(ME);
+                let found = attachments(&msg);
+                prop_assert_eq!(found.len(), msg.attachments.len() + msg.sticker_items.len());
+                let _ = timestamp(&msg);
+                if let Some(text) = strip_mention(&msg.content, me) {
+                    // The bot's mention is gone; nothing else is.
+                    let (plain, nick) = (format!("<@{ME}>"), format!("<@!{ME}>"));
+                    prop_assert!(!text.contains(&plain) && !text.contains(&nick), "{:?}", text);
+                    prop_assert!(!text.trim().is_empty());
+                }
+                let name = thread_name(&display_name(&msg.author), &first_line(&msg.content));
+                prop_assert!(name.chars().count() <= THREAD_NAME_LIMIT);
+            }
+        }
+    }
 }
