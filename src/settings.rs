@@ -144,9 +144,12 @@ impl TelegramSettings {
                 listen: self.webhook_listen.clone(),
                 secret: self.webhook_secret.clone(),
             }),
+            // Two seconds' worth at once: a burst of new users (100 asking at the same moment) all
+            // get their first reply within about 1.5 s, and the sustained pace stays at the
+            // configured rate. A 429 Telegram answers anyway is waited out as it says.
             rate: (self.max_per_second > 0.0).then(|| kefu_service::delivery::Rate {
                 per_second: self.max_per_second,
-                burst: self.max_per_second.ceil().clamp(1.0, 1000.0) as u32,
+                burst: (self.max_per_second * 2.0).ceil().clamp(1.0, 2000.0) as u32,
             }),
         }
     }
