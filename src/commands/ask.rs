@@ -1,8 +1,13 @@
-//! `kefu ask`: one message through the NLU and the decision, no conversation state.
+//! `kefu ask`: one message through the NLU and the decision, no conversation state. The reply and
+//! the secret warning are what the conversation policy (`kefu-core`) sends for that decision to a
+//! user it already greeted, so `kefu ask` shows exactly the bot's words.
 
 use std::path::Path;
 
-use kefu_nlu::secrets::{SecretSpan, find_secrets, redact};
+use kefu_core::event::{Event, SecretFound, UserMessage};
+use kefu_core::{Action, ConversationState, Flood, Lang, QueueInfo, SupportHours};
+use kefu_nlu::engine::Engine;
+use kefu_nlu::secrets::{find_secrets, redact};
 use serde::Serialize;
 
 use super::{Failure, emit, load_engine, outln};
@@ -25,26 +30,24 @@ struct SecretOut {
     words: usize,
 }
 
-/// The warning shown when a message carries a seed phrase or private key.
-pub fn secret_warning(language: &str, spans: &[SecretSpan]) -> Option<String> {
-    if spans.is_empty() {
-        return None;
-    }
-    Some(if language == "zh" {
-        "⚠️ 您的消息包含助记词或私钥，已被隐藏，不会被保存或转发。任何看到它的人都能转走您的资产：请立即把资金转到新钱包（新的助记词）。客服永远不会向您索要助记词、私钥、密码或验证码。".to_owned()
-    } else {
-        "⚠️ Your message contained a seed phrase or private key. It has been hidden and will not be stored or forwarded. Anyone who saw it can take your funds: move them to a new wallet (a new seed phrase) now. Staff will never ask for your seed phrase, private key, password or codes.".to_owned()
-    })
-}
-
 pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
     let mut out = String::new();
     let engine = load_engine(kb)?.engine;
     let spans = find_secrets(text);
     let clean = redact(text, &spans);
     let decision = engine.decide(&clean);
-    let reply = engine.reply(&decision);
-    let warning = secret_warning(&decision.language, &spans);
+    let secrets: Vec<SecretFound> = spans.iter().map(SecretFound::from).collect();
+    let lang = Lang::from_code(&decision.language).unwrap_or_default();
+    let warning =
+        (!secrets.is_empty()).then(|| kefu_core::messages::secret_warning(lang, &secrets));
+    let reply = policy_reply(
+        &engine,
+        &clean,
+        &decision,
+        &secrets,
+        lang,
+        warning.as_deref(),
+    );
     if json {
         let output = Output {
             decision: &decision,
@@ -81,4 +84,55 @@ pub fn run(kb: &Path, json: bool, text: &str) -> Result<(), Failure> {
         );
     }
     emit(&out)
+}
+
+/// What the policy answers `text` (already redacted) with, for a user it greeted before, in
+/// `lang`, with support open and nobody queued: its replies joined, the secret warning left out
+/// (`warning` carries it).
+fn policy_reply(
+    engine: &Engine,
+    text: &str,
+    decision: &kefu_nlu::engine::Decision,
+    secrets: &[SecretFound],
+    lang: Lang,
+    warning: Option<&str>,
+) -> String {
+    let state = ConversationState {
+        greeted: true,
+        language: lang,
+        ..ConversationState::default()
+    };
+    let now = chrono::Utc::now();
+    let hours = SupportHours::always();
+    let ctx = kefu_core::Context {
+        kb: engine.kb(),
+        now,
+        hours: &hours,
+        queue: QueueInfo {
+            position: 1,
+            expected_wait: None,
+        },
+        ticket_code: "------",
+        flood: Flood::UNLIMITED,
+    };
+    let event = Event::UserMessage(UserMessage {
+        text_redacted: text.to_owned(),
+        secrets: secrets.to_vec(),
+        at: now,
+        platform_message_id: "ask".to_owned(),
+        decision: Some(decision.clone()),
+        attachments: Vec::new(),
+        clauses: kefu_core::clauses::decide(engine, text),
+        thresholds: Some(engine.policy()),
+    });
+    let step = kefu_core::handle(&state, &event, &ctx);
+    let replies: Vec<String> = step
+        .actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Reply(r) if Some(r.text.as_str()) != warning => Some(r.text),
+            _ => None,
+        })
+        .collect();
+    replies.join("\n\n")
 }

@@ -692,43 +692,6 @@ impl Engine {
             language,
         }
     }
-
-    /// The text to send for a decision, in the decision's language.
-    pub fn reply(&self, d: &Decision) -> String {
-        let default = self.kb.meta.default_language.as_deref();
-        let zh = d.language == "zh";
-        match d.decision {
-            DecisionKind::Answer => d
-                .intent
-                .as_deref()
-                .and_then(|id| self.kb.intent(id))
-                .map(|i| i.answer_in(&d.language, default).to_owned())
-                .unwrap_or_default(),
-            DecisionKind::Clarify => {
-                let titles: Vec<&str> = d
-                    .candidates
-                    .iter()
-                    .take(2)
-                    .filter_map(|c| self.kb.intent(&c.intent))
-                    .map(|i| i.title_in(&d.language, default))
-                    .collect();
-                match (zh, titles.as_slice()) {
-                    (true, [a, b]) => format!("您是想问「{a}」还是「{b}」？"),
-                    (false, [a, b]) => {
-                        format!("Did you mean \u{201c}{a}\u{201d} or \u{201c}{b}\u{201d}?")
-                    }
-                    _ => String::new(),
-                }
-            }
-            DecisionKind::Escalate if zh => {
-                "抱歉，这个问题我暂时无法回答。我可以为您转接人工客服。".to_owned()
-            }
-            DecisionKind::Escalate => {
-                "Sorry, I don't have an answer for that. I can pass you to a human agent."
-                    .to_owned()
-            }
-        }
-    }
 }
 
 /// `items.iter().map(f).collect()` on up to `threads` threads, in order (feature extraction of a
@@ -1364,7 +1327,11 @@ answer = { zh = "见邀请页面。" }
         assert_eq!(d.decision, DecisionKind::Answer, "{d:?}");
         assert_eq!(d.intent.as_deref(), Some("withdrawal.failed"));
         assert_eq!(d.language, "zh");
-        assert_eq!(e.reply(&d), "请检查提币地址和网络。");
+        let answer = e
+            .kb()
+            .intent("withdrawal.failed")
+            .map(|i| i.answer_in("zh", None));
+        assert_eq!(answer, Some("请检查提币地址和网络。"));
         let d = e.decide("my withdrawal failed");
         assert_eq!(d.intent.as_deref(), Some("withdrawal.failed"));
         assert_eq!(d.language, "en");
@@ -1565,32 +1532,6 @@ answer = { zh = "见邀请页面。" }
         assert!(
             v.oos_recall.is_none(),
             "this KB has no [out_of_scope] examples"
-        );
-    }
-
-    #[test]
-    fn clarify_reply_names_both_titles() {
-        let e = engine();
-        let d = Decision {
-            decision: DecisionKind::Clarify,
-            intent: Some("withdrawal.failed".into()),
-            confidence: 0.4,
-            candidates: vec![
-                Candidate {
-                    intent: "withdrawal.failed".into(),
-                    score: 0.4,
-                },
-                Candidate {
-                    intent: "deposit.missing".into(),
-                    score: 0.35,
-                },
-            ],
-            out_of_scope: 0.1,
-            language: "en".into(),
-        };
-        assert_eq!(
-            e.reply(&d),
-            "Did you mean \u{201c}Withdrawal failed\u{201d} or \u{201c}Deposit not credited\u{201d}?"
         );
     }
 }

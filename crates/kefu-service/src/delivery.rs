@@ -239,7 +239,7 @@ async fn deliver_one<D: Deliver>(
                 () = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {
                     // Stopping: let go of the row now rather than when its lease expires.
-                    let _ = service.store.retry_later(row.id, "not sent: shutting down", Utc::now(), false).await;
+                    let _ = service.store.retry_later_as(service.instance(), row.id, "not sent: shutting down", Utc::now(), false).await;
                     return;
                 }
             }
@@ -356,7 +356,7 @@ async fn record(service: &Service, row: &OutboxMessage, outcome: Outcome) {
             Outcome::Sent(id) => {
                 service
                     .store
-                    .mark_delivered(row.id, id.as_deref(), now)
+                    .mark_delivered_as(service.instance(), row.id, id.as_deref(), now)
                     .await
             }
             Outcome::RetryAfter(wait) => {
@@ -364,21 +364,30 @@ async fn record(service: &Service, row: &OutboxMessage, outcome: Outcome) {
                 tracing::info!(wait_ms = wait.as_millis() as u64, "delivery: rate limited");
                 service
                     .store
-                    .retry_later(row.id, "rate limited", at, false)
+                    .retry_later_as(service.instance(), row.id, "rate limited", at, false)
                     .await
             }
             Outcome::Transient(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
                 tracing::error!(error = %e, attempts = row.attempts + 1, "delivery: given up after repeated failures");
-                service.store.mark_failed(row.id, e, now).await
+                service
+                    .store
+                    .mark_failed_as(service.instance(), row.id, e, now)
+                    .await
             }
             Outcome::Transient(e) => {
                 let at = now + backoff(row.attempts);
                 tracing::warn!(error = %e, retry_at = %at, "delivery: failed, will retry");
-                service.store.retry_later(row.id, e, at, true).await
+                service
+                    .store
+                    .retry_later_as(service.instance(), row.id, e, at, true)
+                    .await
             }
             Outcome::Permanent(e) => {
                 tracing::error!(error = %e, "delivery: refused for good");
-                service.store.mark_failed(row.id, e, now).await
+                service
+                    .store
+                    .mark_failed_as(service.instance(), row.id, e, now)
+                    .await
             }
         };
         match result {

@@ -1534,16 +1534,19 @@ pub(crate) async fn mark_delivered(
     id: i64,
     sent_id: Option<&str>,
     at: DateTime<Utc>,
+    owner: Option<&str>,
 ) -> Result<bool> {
     let n = dispatch!(conn, |c, pg| {
         sqlx::query(
             "UPDATE outbox SET delivered_at = $2, sent_id = $3, attempts = attempts + 1, \
              last_error = NULL, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL \
+             AND ($4 IS NULL OR lease_owner = $4)",
         )
         .bind(id)
         .bind(micros(at))
         .bind(sent_id)
+        .bind(owner)
         .execute(c)
         .await
         .map_err(db("mark a delivery done"))?
@@ -1558,17 +1561,20 @@ pub(crate) async fn retry_later(
     error: &str,
     retry_at: DateTime<Utc>,
     count_attempt: bool,
+    owner: Option<&str>,
 ) -> Result<bool> {
     let n = dispatch!(conn, |c, pg| {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + $4, last_error = $2, next_attempt_at = $3, \
              lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL \
+             AND ($5 IS NULL OR lease_owner = $5)",
         )
         .bind(id)
         .bind(error)
         .bind(micros(retry_at))
         .bind(i64::from(count_attempt))
+        .bind(owner)
         .execute(c)
         .await
         .map_err(db("record a failed delivery attempt"))?
@@ -1582,16 +1588,19 @@ pub(crate) async fn mark_failed(
     id: i64,
     error: &str,
     at: DateTime<Utc>,
+    owner: Option<&str>,
 ) -> Result<bool> {
     let n = dispatch!(conn, |c, pg| {
         sqlx::query(
             "UPDATE outbox SET failed_at = $3, attempts = attempts + 1, last_error = $2, \
              lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+             WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL \
+             AND ($4 IS NULL OR lease_owner = $4)",
         )
         .bind(id)
         .bind(error)
         .bind(micros(at))
+        .bind(owner)
         .execute(c)
         .await
         .map_err(db("give up a delivery"))?

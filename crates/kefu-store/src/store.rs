@@ -541,7 +541,27 @@ impl Store {
         sent_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        ops::mark_delivered(self.acquire().await?.conn(), outbox_id, sent_id, at).await
+        ops::mark_delivered(self.acquire().await?.conn(), outbox_id, sent_id, at, None).await
+    }
+
+    /// [`mark_delivered`](Self::mark_delivered) by the worker that leased the row: `false` (and
+    /// nothing changed) when another worker took the row over after this one's lease expired —
+    /// the row is that worker's now, and the destination stays in one worker's hands.
+    pub async fn mark_delivered_as(
+        &self,
+        owner: &str,
+        outbox_id: i64,
+        sent_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::mark_delivered(
+            self.acquire().await?.conn(),
+            outbox_id,
+            sent_id,
+            at,
+            Some(owner),
+        )
+        .await
     }
 
     /// Lets go of a row to try it again at `retry_at` (`count_attempt`: whether this try counts
@@ -560,6 +580,28 @@ impl Store {
             error,
             retry_at,
             count_attempt,
+            None,
+        )
+        .await
+    }
+
+    /// [`retry_later`](Self::retry_later) by the worker that leased the row; `false` when another
+    /// worker took it over meanwhile (its lease is left alone).
+    pub async fn retry_later_as(
+        &self,
+        owner: &str,
+        outbox_id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+        count_attempt: bool,
+    ) -> Result<bool> {
+        ops::retry_later(
+            self.acquire().await?.conn(),
+            outbox_id,
+            error,
+            retry_at,
+            count_attempt,
+            Some(owner),
         )
         .await
     }
@@ -572,7 +614,26 @@ impl Store {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        ops::mark_failed(self.acquire().await?.conn(), outbox_id, error, at).await
+        ops::mark_failed(self.acquire().await?.conn(), outbox_id, error, at, None).await
+    }
+
+    /// [`mark_failed`](Self::mark_failed) by the worker that leased the row; `false` when another
+    /// worker took it over meanwhile.
+    pub async fn mark_failed_as(
+        &self,
+        owner: &str,
+        outbox_id: i64,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::mark_failed(
+            self.acquire().await?.conn(),
+            outbox_id,
+            error,
+            at,
+            Some(owner),
+        )
+        .await
     }
 
     /// Rows given up for a ticket's staff spaces or a user's conversation, oldest first.

@@ -83,6 +83,7 @@ macro_rules! store_suite {
             only_the_first_undelivered_row_of_a_destination_is_leased,
             concurrent_outbox_workers_never_share_a_row_or_a_destination,
             a_row_leased_by_a_dead_worker_is_leased_again_once_its_lease_expires,
+            a_worker_whose_row_was_taken_over_can_no_longer_settle_it,
             retry_later_holds_the_destination_back_until_due,
             a_failed_row_is_given_up_with_its_reason_and_its_destination_goes_on,
             every_delivery_kind_round_trips_through_the_outbox,

@@ -359,6 +359,53 @@ pub async fn a_row_leased_by_a_dead_worker_is_leased_again_once_its_lease_expire
     assert_eq!(lease(&store, "rescuer", 10, now).await, [r2]);
 }
 
+pub async fn a_worker_whose_row_was_taken_over_can_no_longer_settle_it(db: TestDb) {
+    let store = db.connect().await;
+    let r1 = send(&store, "c1", "u1", "first", t(0)).await;
+    let r2 = send(&store, "c1", "u1", "second", t(0)).await;
+    assert_eq!(lease(&store, "slow", 10, t(1)).await, [r1]);
+    // The slow worker's lease (30 s from t(1)) expires; another takes the row over.
+    let later = t(40);
+    assert_eq!(lease(&store, "rescuer", 10, later).await, [r1]);
+    // The slow one comes back: whatever it says, the row stays the rescuer's.
+    assert!(
+        !store
+            .retry_later_as("slow", r1, "timeout", later, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_failed_as("slow", r1, "refused", later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_delivered_as("slow", r1, Some("s-slow"), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        lease(&store, "third", 10, later).await.is_empty(),
+        "still in the rescuer's hands: neither the row nor the one behind it goes elsewhere"
+    );
+    assert!(
+        store
+            .mark_delivered_as("rescuer", r1, Some("s-1"), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(lease(&store, "third", 10, later).await, [r2]);
+    assert!(
+        store
+            .retry_later_as("third", r2, "502", later, true)
+            .await
+            .unwrap(),
+        "the holder settles its own row"
+    );
+}
+
 pub async fn retry_later_holds_the_destination_back_until_due(db: TestDb) {
     let store = db.connect().await;
     let r1 = send(&store, "c1", "u1", "first", t(0)).await;
