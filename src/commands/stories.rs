@@ -4,8 +4,8 @@
 //! these details, end in this phase, speak this language, say this). Each story runs through the
 //! real pipeline: the engine trained on the KB and a `kefu_service::Service` on a fresh SQLite
 //! database of its own, the story's clock passed to every call. The runner only drives the
-//! service's public calls (`handle_inbound`, `claim`, `reply`, `resolve`, `pending_for`,
-//! `delivered`) and reads the conversation's phase and language from `store().conversation`.
+//! service's public calls (`handle_inbound`, `claim`, `reply`, `resolve`), reads what the outbox
+//! holds for the user, and the conversation's phase and language from `store().conversation`.
 //!
 //! A story file is TOML (see README "Conversation tests (stories)"); a directory means every
 //! `*.toml` file in it, in name order. Output: one line per story, a diff for each failed turn, and
