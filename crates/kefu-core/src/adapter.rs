@@ -47,13 +47,6 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Exponential backoff for a failed delivery: 2, 4, 8… seconds after `attempts` earlier tries,
-/// at most ten minutes.
-pub fn backoff(attempts: i64) -> chrono::TimeDelta {
-    let exp = attempts.clamp(0, 9) as u32;
-    chrono::TimeDelta::seconds((2i64.pow(exp + 1)).min(600))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,12 +58,5 @@ mod tests {
         assert_eq!(format!("{s}"), "***");
         assert_eq!(s.hide_in("GET /bot123:ABC/x"), "GET /bot***/x");
         assert_eq!(Secret::default().hide_in("as is"), "as is");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0).num_seconds(), 2);
-        assert_eq!(backoff(3).num_seconds(), 16);
-        assert_eq!(backoff(100).num_seconds(), 600);
     }
 }

@@ -1,7 +1,7 @@
 //! Plain-text rendering shared by the platform adapters: splitting long texts at a platform's
 //! length limit, ticket titles and summaries for staff, transcripts.
 
-use crate::model::{Sender, Ticket, TranscriptLine};
+use crate::model::Ticket;
 
 /// The length of a text in UTF-16 code units (how Telegram and Discord count).
 pub fn utf16_len(s: &str) -> usize {
@@ -70,50 +70,6 @@ pub fn ticket_title(ticket: &Ticket) -> String {
         ticket.priority.as_str(),
         ticket.intent.as_deref().unwrap_or("none")
     )
-}
-
-/// The summary posted for staff when a ticket opens: code, priority, intent, user, reason, time
-/// and the collected details.
-pub fn ticket_summary(ticket: &Ticket) -> String {
-    let mut s = format!(
-        "Ticket {} · priority {} · intent {}\nUser: {} ({} user {})\nReason: {}\nOpened: {}",
-        ticket.code,
-        ticket.priority.as_str(),
-        ticket.intent.as_deref().unwrap_or("none"),
-        ticket.user_name,
-        ticket.conversation.platform,
-        ticket.conversation.user_id,
-        ticket.reason,
-        ticket.created_at.format("%Y-%m-%d %H:%M UTC"),
-    );
-    if !ticket.details.is_empty() {
-        s.push_str("\nDetails:");
-        for d in &ticket.details {
-            s.push_str(&format!(
-                "\n  {}: {}",
-                d.name,
-                d.value.as_deref().unwrap_or("(skipped)")
-            ));
-        }
-    }
-    s
-}
-
-/// A transcript for staff, one line each: "[MM-DD HH:MM] who: text" (who = user, bot or the staff
-/// member's name).
-pub fn render_transcript(lines: &[TranscriptLine]) -> String {
-    lines
-        .iter()
-        .map(|l| {
-            let who = match &l.sender {
-                Sender::User => "user".to_owned(),
-                Sender::Bot => "bot".to_owned(),
-                Sender::Staff(name) => name.clone(),
-            };
-            format!("[{}] {who}: {}", l.at.format("%m-%d %H:%M"), l.text)
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]
@@ -190,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn titles_and_summaries_name_the_ticket() {
+    fn titles_name_the_ticket() {
         assert_eq!(
             ticket_title(&ticket(Some("deposit.missing"))),
             "K7XQ2M · high · deposit.missing"
@@ -198,34 +154,5 @@ mod tests {
         assert_eq!(ticket_title(&ticket(None)), "K7XQ2M · high · none");
         let long = "x".repeat(300);
         assert_eq!(ticket_title(&ticket(Some(&long))).chars().count(), 316);
-        let summary = ticket_summary(&ticket(Some("deposit.missing")));
-        assert_eq!(
-            summary,
-            "Ticket K7XQ2M · priority high · intent deposit.missing\n\
-             User: Alice (discord user u1)\n\
-             Reason: user asked for a human\n\
-             Opened: 2025-03-01 09:05 UTC\n\
-             Details:\n  tx_id: 0xabc\n  amount: (skipped)"
-        );
-    }
-
-    #[test]
-    fn transcripts_name_who_wrote_each_line() {
-        let at = Utc.with_ymd_and_hms(2025, 3, 1, 9, 5, 0).unwrap();
-        let line = |sender, text: &str| TranscriptLine {
-            at,
-            sender,
-            text: text.to_owned(),
-        };
-        let text = render_transcript(&[
-            line(Sender::User, "转人工"),
-            line(Sender::Bot, "ticket opened"),
-            line(Sender::Staff("Bob".to_owned()), "hi"),
-        ]);
-        assert_eq!(
-            text,
-            "[03-01 09:05] user: 转人工\n[03-01 09:05] bot: ticket opened\n[03-01 09:05] Bob: hi"
-        );
-        assert_eq!(render_transcript(&[]), "");
     }
 }
