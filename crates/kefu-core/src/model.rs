@@ -137,6 +137,8 @@ pub enum Sender {
     Staff(String),
 }
 
+pub use kefu_nlu::secrets::Redacted;
+
 /// One line of a conversation's transcript. The text is always redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptLine {

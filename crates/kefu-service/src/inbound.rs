@@ -8,7 +8,7 @@ use kefu_core::{
     Action, Context, ConversationState, Event, Flood, QueueInfo, Reply, SecretFound, UserMessage,
 };
 use kefu_nlu::engine::Engine;
-use kefu_nlu::secrets::{find_secrets, find_secrets_with_history, redact};
+use kefu_nlu::secrets::{Redacted, redact_with_history};
 use kefu_store::{InboundOutcome, StoreError, StoredInbound, UnitOfWork};
 use tracing::Instrument;
 
@@ -58,7 +58,7 @@ struct Message<'a> {
     user_name: &'a str,
     platform_message_id: &'a str,
     /// The redacted text.
-    text: String,
+    text: Redacted,
     /// Secrets found on arrival (empty when taken over: the warning went out already or will not).
     secrets: Vec<SecretFound>,
     sent_at: DateTime<Utc>,
@@ -81,8 +81,7 @@ impl Service {
         let (text, cut) = kefu_core::text::cap(&clean, self.config.max_message_bytes);
         let name = kefu_core::text::sanitize(&inbound.user_name);
         let (name, _) = kefu_core::text::cap(&name, 256);
-        let spans = find_secrets(text);
-        let redacted = redact(text, &spans);
+        let (redacted, spans) = Redacted::scan(text);
         let stored = Inbound {
             text: String::new(),
             user_name: name.to_owned(),
@@ -267,7 +266,7 @@ impl Service {
             .flatten()
             .map_or_else(
                 || text.clone(),
-                |label| kefu_core::messages::pressed(&label),
+                |label| Redacted::of(&kefu_core::messages::pressed(&label)),
             );
         let code = new_ticket_code()?;
         let ctx = Context {
@@ -282,7 +281,7 @@ impl Service {
             },
         };
         let event = Event::UserMessage(UserMessage {
-            text_redacted: text.clone(),
+            text_redacted: text.as_str().to_owned(),
             secrets: secrets.clone(),
             at: m.sent_at,
             platform_message_id: m.platform_message_id.to_owned(),
@@ -351,7 +350,7 @@ async fn split_secrets(
     conversation_id: i64,
     m: &Message<'_>,
     now: DateTime<Utc>,
-) -> Result<(String, Vec<SecretFound>)> {
+) -> Result<(Redacted, Vec<SecretFound>)> {
     let history = tx
         .recent_inbound_texts(conversation_id, m.id, now - SPLIT_WINDOW, SPLIT_MESSAGES)
         .await?;
@@ -359,22 +358,21 @@ async fn split_secrets(
         return Ok((m.text.clone(), Vec::new()));
     }
     let texts: Vec<&str> = history.iter().map(|(_, t)| t.as_str()).collect();
-    let scan = find_secrets_with_history(&texts, &m.text);
-    for ((id, earlier), spans) in history.iter().zip(&scan.history) {
-        if !spans.is_empty() {
-            tx.redact_inbound(*id, &redact(earlier, spans)).await?;
+    let split = redact_with_history(&texts, &m.text);
+    for ((id, _), earlier) in history.iter().zip(&split.history) {
+        if let Some(earlier) = earlier {
+            tx.redact_inbound(*id, earlier).await?;
         }
     }
-    if scan.current.is_empty() {
+    let Some(text) = split.current else {
         return Ok((m.text.clone(), Vec::new()));
-    }
-    let text = redact(&m.text, &scan.current);
+    };
     tx.redact_inbound(m.id, &text).await?;
     tracing::info!(
         inbound = m.id,
         "a secret split over several messages was redacted"
     );
-    Ok((text, scan.current.iter().map(SecretFound::from).collect()))
+    Ok((text, split.spans.iter().map(SecretFound::from).collect()))
 }
 
 fn stored_message(m: &StoredInbound) -> Message<'_> {
@@ -383,7 +381,9 @@ fn stored_message(m: &StoredInbound) -> Message<'_> {
         conversation: &m.conversation,
         user_name: &m.user_name,
         platform_message_id: &m.platform_message_id,
-        text: m.text.clone(),
+        // Redacted before it was stored; scanned again because the type says so, which finds
+        // nothing new (labels are not secrets).
+        text: Redacted::of(&m.text),
         secrets: Vec::new(),
         sent_at: m.sent_at,
         attachments: &m.attachments,

@@ -195,10 +195,7 @@ impl Service {
                             }
                         }
                         let body = kefu_core::text::sanitize(body);
-                        let redacted = kefu_nlu::secrets::redact(
-                            &body,
-                            &kefu_nlu::secrets::find_secrets(&body),
-                        );
+                        let redacted = kefu_nlu::secrets::Redacted::of(&body).into_string();
                         (
                             StaffOutcome::Done,
                             Some(Event::StaffReply {

@@ -6,12 +6,10 @@
 use chrono::{DateTime, Utc};
 use kefu_core::Action;
 use kefu_core::delivery::{Delivery, Forward, StaffFile, StaffPost};
-use kefu_core::model::{
-    Attachment, Button, ConversationRef, Outgoing, Sender, Ticket, TranscriptLine,
-};
+use kefu_core::model::{Attachment, Button, ConversationRef, Outgoing, Redacted, Sender, Ticket};
 use kefu_core::render::ticket_title;
 use kefu_core::staff;
-use kefu_store::{Miss, NewTicket, UnitOfWork};
+use kefu_store::{Miss, NewLine, NewTicket, UnitOfWork};
 
 use crate::{Result, Service};
 
@@ -72,8 +70,8 @@ impl<'a> Turn<'a> {
     }
 
     /// Writes the user's line to the transcript (tagged with the open ticket).
-    pub(crate) async fn user_line(&mut self, at: DateTime<Utc>, text: String) -> Result<()> {
-        let line = TranscriptLine {
+    pub(crate) async fn user_line(&mut self, at: DateTime<Utc>, text: Redacted) -> Result<()> {
+        let line = NewLine {
             at,
             sender: Sender::User,
             text,
@@ -96,11 +94,7 @@ impl<'a> Turn<'a> {
     }
 
     async fn line(&mut self, sender: Sender, text: &str) -> Result<()> {
-        let line = TranscriptLine {
-            at: self.now,
-            sender,
-            text: text.to_owned(),
-        };
+        let line = NewLine::new(self.now, sender, text);
         let id = self
             .tx
             .append_transcript(
@@ -348,7 +342,7 @@ impl<'a> Turn<'a> {
                 best_guess,
             } => {
                 let miss = Miss {
-                    text,
+                    text: Redacted::of(&text),
                     language: Some(language),
                     intent_guess: best_guess,
                     confidence: None,

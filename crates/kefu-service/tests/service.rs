@@ -100,7 +100,7 @@ async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
             store
                 .record_inbound(
                     &message("m7", "怎么联系客服"),
-                    "怎么联系客服",
+                    &kefu_core::model::Redacted::of("怎么联系客服"),
                     "dead",
                     now + TimeDelta::seconds(1),
                     now,

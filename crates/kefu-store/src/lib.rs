@@ -49,6 +49,6 @@ pub use error::{Result, StoreError, redact_url};
 pub use store::{Store, UnitOfWork};
 pub use types::{
     Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
-    Miss, MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
+    Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
     ResolveOutcome, StoreOptions, StoredInbound, User,
 };

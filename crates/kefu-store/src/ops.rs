@@ -9,8 +9,8 @@
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use kefu_core::delivery::Delivery;
 use kefu_core::model::{
-    Attachment, Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket,
-    TicketStatus, TranscriptLine,
+    Attachment, Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Redacted, Sender,
+    Ticket, TicketStatus, TranscriptLine,
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -19,8 +19,8 @@ use sqlx::{PgConnection, SqliteConnection};
 use crate::error::{Result, StoreError, db};
 use crate::types::{
     CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome, Miss,
-    MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome, ResolveOutcome,
-    StoredInbound, User,
+    MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
+    ResolveOutcome, StoredInbound, User,
 };
 
 /// A borrowed connection (or open transaction) of either backend.
@@ -362,7 +362,7 @@ struct ConversationRow {
 pub(crate) async fn record_inbound(
     conn: Conn<'_>,
     inbound: &Inbound,
-    redacted_text: &str,
+    redacted_text: &Redacted,
     owner: &str,
     lease_until: DateTime<Utc>,
     received_at: DateTime<Utc>,
@@ -395,7 +395,7 @@ pub(crate) async fn record_inbound(
         .bind(&inbound.platform_message_id)
         .bind(conversation_id)
         .bind(&inbound.user_name)
-        .bind(redacted_text)
+        .bind(redacted_text.as_str())
         .bind(micros(inbound.at))
         .bind(received_at)
         .bind(Json(&inbound.attachments))
@@ -582,7 +582,11 @@ pub(crate) async fn recent_inbound_texts(
 
 /// Replaces an inbound message's text — and the text of the transcript line and miss recorded
 /// from it — with `redacted`: a secret found after the message was stored.
-pub(crate) async fn redact_inbound(conn: Conn<'_>, inbound_id: i64, redacted: &str) -> Result<()> {
+pub(crate) async fn redact_inbound(
+    conn: Conn<'_>,
+    inbound_id: i64,
+    redacted: &Redacted,
+) -> Result<()> {
     dispatch!(conn, |c, pg| {
         for (sql, what) in [
             (
@@ -600,7 +604,7 @@ pub(crate) async fn redact_inbound(conn: Conn<'_>, inbound_id: i64, redacted: &s
         ] {
             sqlx::query(sql)
                 .bind(inbound_id)
-                .bind(redacted)
+                .bind(redacted.as_str())
                 .execute(&mut *c)
                 .await
                 .map_err(db(what))?;
@@ -778,7 +782,7 @@ pub(crate) async fn append_transcript(
     conversation_id: i64,
     ticket_id: Option<i64>,
     inbound_id: Option<i64>,
-    line: &TranscriptLine,
+    line: &NewLine,
 ) -> Result<i64> {
     let (kind, name) = match &line.sender {
         Sender::User => ("user", None),
@@ -795,7 +799,7 @@ pub(crate) async fn append_transcript(
         .bind(micros(line.at))
         .bind(kind)
         .bind(name)
-        .bind(&line.text)
+        .bind(line.text.as_str())
         .bind(inbound_id)
         .fetch_one(c)
         .await
@@ -1719,7 +1723,7 @@ pub(crate) async fn record_miss(conn: Conn<'_>, miss: &Miss) -> Result<i64> {
             "INSERT INTO misses (text, language, intent_guess, confidence, at, inbound_id) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
-        .bind(&miss.text)
+        .bind(miss.text.as_str())
         .bind(miss.language.as_deref())
         .bind(miss.intent_guess.as_deref())
         .bind(miss.confidence)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kefu_core::delivery::Delivery;
-use kefu_core::model::{ConversationRef, Inbound, Outgoing, Ticket, TranscriptLine};
+use kefu_core::model::{ConversationRef, Inbound, Outgoing, Redacted, Ticket, TranscriptLine};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -17,7 +17,7 @@ use crate::error::{Result, StoreError, db, redact_url};
 use crate::ops::{self, Conn};
 use crate::types::{
     Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
-    Miss, MissSummary, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
+    Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
     ResolveOutcome, StoreOptions, StoredInbound, User,
 };
 
@@ -242,8 +242,8 @@ impl Store {
     /// repeat (same platform, chat and platform message id) [`InboundOutcome::Duplicate`] and
     /// changes nothing but the user's display name.
     ///
-    /// **Redaction is the caller's job.** The store keeps `redacted_text` byte for byte and never
-    /// reads `inbound.text`; pass the text after secrets (seed phrases, keys, codes) were replaced.
+    /// The store keeps `redacted_text` byte for byte and never reads `inbound.text`: it takes
+    /// only [`Redacted`] text, which only the secret scanner builds.
     /// The user row is created or its display name refreshed, and the conversation row is created
     /// if missing.
     ///
@@ -253,7 +253,7 @@ impl Store {
     pub async fn record_inbound(
         &self,
         inbound: &Inbound,
-        redacted_text: &str,
+        redacted_text: &Redacted,
         owner: &str,
         lease_until: DateTime<Utc>,
         received_at: DateTime<Utc>,
@@ -798,7 +798,7 @@ impl UnitOfWork {
 
     /// Replaces a stored message's text, and that of the transcript line and the miss recorded
     /// from it, with a redacted version (a secret recognised only later).
-    pub async fn redact_inbound(&mut self, inbound_id: i64, redacted: &str) -> Result<()> {
+    pub async fn redact_inbound(&mut self, inbound_id: i64, redacted: &Redacted) -> Result<()> {
         ops::redact_inbound(self.conn(), inbound_id, redacted).await
     }
 
@@ -835,7 +835,7 @@ impl UnitOfWork {
         &mut self,
         conversation_id: i64,
         ticket_id: Option<i64>,
-        line: &TranscriptLine,
+        line: &NewLine,
     ) -> Result<i64> {
         ops::append_transcript(self.conn(), conversation_id, ticket_id, None, line).await
     }
@@ -847,7 +847,7 @@ impl UnitOfWork {
         conversation_id: i64,
         ticket_id: Option<i64>,
         inbound_id: i64,
-        line: &TranscriptLine,
+        line: &NewLine,
     ) -> Result<i64> {
         ops::append_transcript(
             self.conn(),

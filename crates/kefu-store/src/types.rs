@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kefu_core::delivery::Delivery;
-use kefu_core::model::{Attachment, ConversationRef, Detail, Outgoing, Priority, Ticket};
+use kefu_core::model::{
+    Attachment, ConversationRef, Detail, Outgoing, Priority, Redacted, Sender, Ticket,
+    TranscriptLine,
+};
 
 /// Which database a [`Store`](crate::Store) talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +259,7 @@ pub enum ReleaseOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Miss {
     /// The user's question, redacted.
-    pub text: String,
+    pub text: Redacted,
     /// Its language, if detected.
     pub language: Option<String>,
     /// The classifier's best (rejected) guess.
@@ -297,4 +300,37 @@ pub struct Rating {
     pub comment: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// A line to append to a transcript. Its text is [`Redacted`]: it went through the secret
+/// scanner, whoever wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLine {
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Who wrote it.
+    pub sender: Sender,
+    /// The text.
+    pub text: Redacted,
+}
+
+impl NewLine {
+    /// A line of `text` (scanned for secrets here) by `sender` at `at`.
+    pub fn new(at: DateTime<Utc>, sender: Sender, text: &str) -> Self {
+        Self {
+            at,
+            sender,
+            text: Redacted::of(text),
+        }
+    }
+}
+
+impl From<&NewLine> for TranscriptLine {
+    fn from(line: &NewLine) -> Self {
+        Self {
+            at: line.at,
+            sender: line.sender.clone(),
+            text: line.text.as_str().to_owned(),
+        }
+    }
 }

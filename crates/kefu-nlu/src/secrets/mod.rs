@@ -207,6 +207,115 @@ pub fn redact(text: &str, spans: &[SecretSpan]) -> String {
     out
 }
 
+/// Text the secret scanner went through: every secret it found is replaced by its label. Only
+/// this module builds one, so a function that takes a `Redacted` (the store, for what a user
+/// wrote) cannot be handed raw text by mistake: the type says the scan happened.
+///
+/// Scanning is idempotent: labels are not secrets, so scanning text read back from storage again
+/// (as recovery does) changes nothing but costs a scan.
+///
+/// ```
+/// use kefu_nlu::secrets::Redacted;
+/// let seed = "abandon ability able about above absent absorb abstract absurd abuse access accident";
+/// let (text, found) = Redacted::scan(&format!("my seed is {seed}"));
+/// assert_eq!(text.as_str(), "my seed is [redacted: seed phrase, 12 words]");
+/// assert_eq!(found.len(), 1);
+/// ```
+///
+/// Raw text cannot become a `Redacted` any other way:
+///
+/// ```compile_fail
+/// let raw = kefu_nlu::secrets::Redacted("abandon ability able …".to_owned());
+/// ```
+///
+/// ```compile_fail
+/// let raw: kefu_nlu::secrets::Redacted = String::from("abandon ability able …").into();
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Redacted(String);
+
+impl Redacted {
+    /// Scans `text` and replaces each secret found with its label; also returns what was found.
+    pub fn scan(text: &str) -> (Self, Vec<SecretSpan>) {
+        let spans = find_secrets(text);
+        let redacted = if spans.is_empty() {
+            text.to_owned()
+        } else {
+            redact(text, &spans)
+        };
+        (Self(redacted), spans)
+    }
+
+    /// [`Redacted::scan`], keeping only the text.
+    pub fn of(text: &str) -> Self {
+        Self::scan(text).0
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Redacted {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Redacted {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Redacted> for String {
+    fn from(r: Redacted) -> Self {
+        r.0
+    }
+}
+
+/// What [`redact_with_history`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SplitRedaction {
+    /// The new message with the parts of split secrets in it redacted; `None` when it holds none.
+    pub current: Option<Redacted>,
+    /// The spans redacted in the new message (in its own bytes).
+    pub spans: Vec<SecretSpan>,
+    /// For each earlier message, its text with its parts redacted; `None` when it holds none.
+    pub history: Vec<Option<Redacted>>,
+}
+
+/// A secret split over `text` and the user's earlier messages (see
+/// [`find_secrets_with_history`]), redacted in every message that holds a part of it.
+pub fn redact_with_history(history: &[&str], text: &Redacted) -> SplitRedaction {
+    let scan = find_secrets_with_history(history, text.as_str());
+    let history = history
+        .iter()
+        .zip(&scan.history)
+        .map(|(earlier, spans)| (!spans.is_empty()).then(|| Redacted(redact(earlier, spans))))
+        .collect();
+    let current = (!scan.current.is_empty()).then(|| Redacted(redact(text, &scan.current)));
+    SplitRedaction {
+        current,
+        spans: scan.current,
+        history,
+    }
+}
+
 /// Finds secrets in `text`; spans sorted by start, non-overlapping.
 pub fn find_secrets(text: &str) -> Vec<SecretSpan> {
     if !text::worth_scanning(

@@ -600,3 +600,29 @@ fn a_prose_run_after_a_seed_hint_is_not_flagged() {
         "about my seed phrase:      that they must include this license text.  You can also distribute",
     );
 }
+
+#[test]
+fn a_phrase_split_over_messages_is_redacted_in_each_part_and_the_rest_kept() {
+    let first = "my seed phrase is abandon ability able about above absent";
+    let (second, found) = Redacted::scan("absorb abstract absurd abuse access accident");
+    assert!(found.is_empty(), "half a phrase alone is not a secret");
+    let split = redact_with_history(&["hello", first], &second);
+    assert_eq!(split.history[0], None, "the unrelated message is untouched");
+    let earlier = split.history[1]
+        .as_ref()
+        .expect("the first half is redacted");
+    assert!(earlier.starts_with("my seed phrase is [redacted: seed phrase"));
+    assert!(!earlier.contains("abandon"));
+    let current = split.current.expect("the second half is redacted");
+    assert!(!current.contains("absorb"), "{current}");
+    assert_eq!(split.spans.len(), 1);
+    // Nothing more to find in what redaction left.
+    let again = redact_with_history(&["hello", earlier], &current);
+    assert_eq!(
+        again,
+        SplitRedaction {
+            history: vec![None, None],
+            ..Default::default()
+        }
+    );
+}

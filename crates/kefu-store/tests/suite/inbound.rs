@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use kefu_core::model::{Attachment, AttachmentKind, Sender, TranscriptLine};
-use kefu_store::{InboundOutcome, Miss, StoredInbound};
+use kefu_core::model::{Attachment, AttachmentKind, Redacted, Sender, TranscriptLine};
+use kefu_store::{InboundOutcome, Miss, NewLine, StoredInbound};
 use tokio::sync::Barrier;
 
 use super::{OWNER, TestDb, cref, ids_of, inbound, record, record_new, t, take_over_all};
@@ -40,7 +40,13 @@ pub async fn a_live_inbound_lease_is_never_taken_over_and_an_expired_one_exactly
     // Sub-second on purpose: SQLite compares the stored times as text.
     let lease_until = t(60) + TimeDelta::milliseconds(500);
     let InboundOutcome::New(id) = store
-        .record_inbound(&message, "look at this", "crashed", lease_until, t(1))
+        .record_inbound(
+            &message,
+            &Redacted::of("look at this"),
+            "crashed",
+            lease_until,
+            t(1),
+        )
         .await
         .unwrap()
     else {
@@ -148,7 +154,7 @@ pub async fn concurrent_recoveries_share_out_expired_messages_without_duplicates
                 t(i),
             );
             let InboundOutcome::New(id) = store
-                .record_inbound(&message, "hello", "crashed", t(100), t(i))
+                .record_inbound(&message, &Redacted::of("hello"), "crashed", t(100), t(i))
                 .await
                 .unwrap()
             else {
@@ -197,7 +203,7 @@ pub async fn recovery_takes_the_oldest_messages_first_up_to_its_limit(db: TestDb
         store
             .record_inbound(
                 &inbound(user, "m-1", text, t(0)),
-                text,
+                &Redacted::of(text),
                 "crashed",
                 t(40),
                 t(received),
@@ -312,7 +318,13 @@ pub async fn a_turn_being_committed_is_not_taken_over(db: TestDb) {
     for commit in [true, false] {
         let user = if commit { "a" } else { "b" };
         let id = store
-            .record_inbound(&inbound(user, "m-1", "hi", t(0)), "hi", "slow", t(10), t(0))
+            .record_inbound(
+                &inbound(user, "m-1", "hi", t(0)),
+                &Redacted::of("hi"),
+                "slow",
+                t(10),
+                t(0),
+            )
             .await
             .unwrap();
         let InboundOutcome::New(id) = id else {
@@ -325,11 +337,7 @@ pub async fn a_turn_being_committed_is_not_taken_over(db: TestDb) {
             conversation.id,
             None,
             id,
-            &TranscriptLine {
-                at: t(0),
-                sender: Sender::User,
-                text: "hi".to_owned(),
-            },
+            &NewLine::new(t(0), Sender::User, "hi"),
         )
         .await
         .unwrap();
@@ -433,13 +441,9 @@ pub async fn redact_inbound_replaces_the_text_in_all_three_places_and_nowhere_el
     // The same words from another user, whose message is not redacted.
     let other = record_new(&store, &inbound("b", "m1", first_half, t(0)), t(0)).await;
 
-    let line = |sender, text: &str| TranscriptLine {
-        at: t(1),
-        sender,
-        text: text.to_owned(),
-    };
+    let line = |sender, text: &str| NewLine::new(t(1), sender, text);
     let miss = |text: &str, inbound_id| Miss {
-        text: text.to_owned(),
+        text: Redacted::of(text),
         language: Some("en".to_owned()),
         intent_guess: None,
         confidence: Some(0.1),
@@ -466,8 +470,12 @@ pub async fn redact_inbound_replaces_the_text_in_all_three_places_and_nowhere_el
     tx.record_miss(&miss(first_half, None)).await.unwrap();
 
     let redacted = "[redacted: seed phrase, 12 words]";
-    tx.redact_inbound(first, redacted).await.unwrap();
-    tx.redact_inbound(second, redacted).await.unwrap();
+    tx.redact_inbound(first, &Redacted::of(redacted))
+        .await
+        .unwrap();
+    tx.redact_inbound(second, &Redacted::of(redacted))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = store.begin().await.unwrap();

@@ -26,11 +26,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use kefu_core::delivery::{Delivery, StaffFile, StaffPost};
 use kefu_core::model::{
-    Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Sender, Ticket, TicketStatus,
-    TranscriptLine,
+    Button, ConversationRef, Detail, Inbound, Outgoing, Priority, Redacted, Sender, Ticket,
+    TicketStatus, TranscriptLine,
 };
 use kefu_store::{
-    Backend, CancelOutcome, ClaimOutcome, InboundOutcome, Miss, NewTicket, ReleaseOutcome,
+    Backend, CancelOutcome, ClaimOutcome, InboundOutcome, Miss, NewLine, NewTicket, ReleaseOutcome,
     ResolveOutcome, Store, StoreError, StoreOptions, StoredInbound, UnitOfWork,
 };
 use serde_json::json;
@@ -273,7 +273,7 @@ async fn record(store: &Store, message: &Inbound, received_at: DateTime<Utc>) ->
     store
         .record_inbound(
             message,
-            &message.text,
+            &Redacted::of(&message.text),
             OWNER,
             received_at + TimeDelta::seconds(60),
             received_at,
@@ -490,7 +490,7 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
     let store = db.connect().await;
     let message = inbound("a", "42", "where is my deposit", t(0));
     let first = store
-        .record_inbound(&message, &message.text, OWNER, t(61), t(1))
+        .record_inbound(&message, &Redacted::of(&message.text), OWNER, t(61), t(1))
         .await
         .unwrap();
     let InboundOutcome::New(id) = first else {
@@ -498,7 +498,13 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
     };
     assert_eq!(
         store
-            .record_inbound(&message, &message.text, "instance-2", t(65), t(5))
+            .record_inbound(
+                &message,
+                &Redacted::of(&message.text),
+                "instance-2",
+                t(65),
+                t(5)
+            )
             .await
             .unwrap(),
         InboundOutcome::Duplicate
@@ -510,7 +516,13 @@ pub async fn a_repeated_inbound_message_is_recorded_once(db: TestDb) {
         let message = message.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .record_inbound(&message, &message.text, &format!("other-{i}"), t(66), t(6))
+                .record_inbound(
+                    &message,
+                    &Redacted::of(&message.text),
+                    &format!("other-{i}"),
+                    t(66),
+                    t(6),
+                )
                 .await
                 .unwrap()
         }));
@@ -580,11 +592,7 @@ async fn write_everything(tx: &mut UnitOfWork, user: &str, inbound_id: i64) {
         conversation.id,
         None,
         inbound_id,
-        &TranscriptLine {
-            at: t(0),
-            sender: Sender::User,
-            text: "my deposit never arrived".to_owned(),
-        },
+        &NewLine::new(t(0), Sender::User, "my deposit never arrived"),
     )
     .await
     .unwrap();
@@ -595,11 +603,11 @@ async fn write_everything(tx: &mut UnitOfWork, user: &str, inbound_id: i64) {
     tx.append_transcript(
         conversation.id,
         Some(ticket.id),
-        &TranscriptLine {
-            at: t(2),
-            sender: Sender::Bot,
-            text: "A human will take over. Your code is K7Q2.".to_owned(),
-        },
+        &NewLine::new(
+            t(2),
+            Sender::Bot,
+            "A human will take over. Your code is K7Q2.",
+        ),
     )
     .await
     .unwrap();
@@ -607,7 +615,7 @@ async fn write_everything(tx: &mut UnitOfWork, user: &str, inbound_id: i64) {
         .await
         .unwrap();
     tx.record_miss(&Miss {
-        text: "my deposit never arrived".to_owned(),
+        text: Redacted::of("my deposit never arrived"),
         language: Some("en".to_owned()),
         intent_guess: Some("deposit.missing".to_owned()),
         confidence: Some(0.41),
@@ -720,11 +728,7 @@ pub async fn a_unit_of_work_reads_its_own_uncommitted_writes(db: TestDb) {
     tx.append_transcript(
         conversation.id,
         None,
-        &TranscriptLine {
-            at: t(10),
-            sender: Sender::User,
-            text: "hello".to_owned(),
-        },
+        &NewLine::new(t(10), Sender::User, "hello"),
     )
     .await
     .unwrap();
@@ -880,11 +884,11 @@ pub async fn units_of_work_that_read_before_writing_survive_contention(db: TestD
             tx.append_transcript(
                 conversation_id,
                 Some(seen.id),
-                &TranscriptLine {
-                    at: t(10),
-                    sender: Sender::Staff(format!("staff-{i}")),
-                    text: format!("{outcome:?}"),
-                },
+                &NewLine::new(
+                    t(10),
+                    Sender::Staff(format!("staff-{i}")),
+                    &format!("{outcome:?}"),
+                ),
             )
             .await?;
             tx.commit().await?;
@@ -1442,7 +1446,7 @@ pub async fn ratings_are_kept_per_ticket_and_checked(db: TestDb) {
 pub async fn misses_are_aggregated_by_text_most_frequent_first(db: TestDb) {
     let store = db.connect().await;
     let miss = |text: &str, guess: &str, confidence: f64, at: i64| Miss {
-        text: text.to_owned(),
+        text: Redacted::of(text),
         language: Some(if text.is_ascii() { "en" } else { "zh" }.to_owned()),
         intent_guess: Some(guess.to_owned()),
         confidence: Some(confidence),
@@ -1501,7 +1505,7 @@ pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_th
                     钱包 🚀 \"q\" 'x' \\ \t tab  \r\nline2  ";
     let message = inbound("a", "m-secret", &raw, t(0));
     let InboundOutcome::New(_) = store
-        .record_inbound(&message, redacted, OWNER, t(61), t(1))
+        .record_inbound(&message, &Redacted::of(redacted), OWNER, t(61), t(1))
         .await
         .unwrap()
     else {
@@ -1512,11 +1516,7 @@ pub async fn stored_text_is_exactly_the_redacted_text_and_secrets_never_reach_th
     tx.append_transcript(
         conversation.id,
         None,
-        &TranscriptLine {
-            at: t(0),
-            sender: Sender::User,
-            text: redacted.to_owned(),
-        },
+        &NewLine::new(t(0), Sender::User, redacted),
     )
     .await
     .unwrap();
@@ -1711,16 +1711,12 @@ pub async fn transcripts_keep_the_order_lines_were_written(db: TestDb) {
     let mut tx = store.begin().await.unwrap();
     let conversation = tx.load_conversation(&cref("a")).await.unwrap();
     // A bot line at 10.5 s, then the user's next message stamped by the platform in whole seconds.
-    let bot = TranscriptLine {
-        at: t(10) + chrono::TimeDelta::milliseconds(500),
-        sender: Sender::Bot,
-        text: "staff joined".to_owned(),
-    };
-    let user = TranscriptLine {
-        at: t(10),
-        sender: Sender::User,
-        text: "thanks".to_owned(),
-    };
+    let bot = NewLine::new(
+        t(10) + chrono::TimeDelta::milliseconds(500),
+        Sender::Bot,
+        "staff joined",
+    );
+    let user = NewLine::new(t(10), Sender::User, "thanks");
     tx.append_transcript(conversation.id, None, &bot)
         .await
         .unwrap();
@@ -1972,11 +1968,7 @@ pub async fn last_activity_is_the_latest_transcript_line(db: TestDb) {
         None,
         "no lines yet"
     );
-    let line = |at, sender, text: &str| TranscriptLine {
-        at,
-        sender,
-        text: text.to_owned(),
-    };
+    let line = |at, sender, text: &str| NewLine::new(at, sender, text);
     let mut tx = store.begin().await.unwrap();
     tx.append_transcript(a.id, None, &line(t(5), Sender::User, "hi"))
         .await
@@ -1999,11 +1991,7 @@ pub async fn last_activity_is_the_latest_transcript_line(db: TestDb) {
 
 pub async fn a_turn_s_lines_are_tagged_with_the_ticket_it_opened(db: TestDb) {
     let store = db.connect().await;
-    let line = |sender, text: &str| TranscriptLine {
-        at: t(1),
-        sender,
-        text: text.to_owned(),
-    };
+    let line = |sender, text: &str| NewLine::new(t(1), sender, text);
     let mut tx = store.begin().await.unwrap();
     let conversation = tx.load_conversation(&cref("a")).await.unwrap();
     let other = tx.load_conversation(&cref("b")).await.unwrap();
