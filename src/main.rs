@@ -74,6 +74,13 @@ enum Command {
         #[arg(long)]
         kb: Option<PathBuf>,
     },
+    /// The deployment's state across instances: which instance runs each platform connection,
+    /// the outbox backlog, the queue, updates set aside.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The staff desk: the human queue and staff actions from the terminal.
     Desk {
         #[command(subcommand)]
@@ -232,6 +239,7 @@ fn main() -> ExitCode {
                 }
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
                 Command::Run { kb } => commands::run::run(&settings, &kb_or(kb)),
+                Command::Status { json } => commands::status::run(&settings, json),
                 Command::Desk { command } => {
                     use commands::desk::DeskAction;
                     let action = match command {

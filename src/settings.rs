@@ -49,6 +49,18 @@ pub struct DiscordSettings {
     /// A role whose members may claim, resolve and answer tickets; 0 = none.
     #[serde(default)]
     pub staff_role_id: u64,
+    /// The total number of gateway shards; with several instances each shard runs in one of
+    /// them (whichever holds its lease).
+    #[serde(default = "one_shard")]
+    pub shards: u32,
+}
+
+fn one_shard() -> u32 {
+    1
+}
+
+fn three_seconds() -> u64 {
+    3
 }
 
 impl DiscordSettings {
@@ -60,6 +72,7 @@ impl DiscordSettings {
             staff_channel_id: (self.staff_channel_id != 0).then_some(self.staff_channel_id),
             staff_user_ids: self.staff_user_ids.clone(),
             staff_role_id: (self.staff_role_id != 0).then_some(self.staff_role_id),
+            shards: self.shards,
         }
     }
 }
@@ -162,6 +175,10 @@ pub struct DatabaseSettings {
     /// `sqlite://path` (created if missing) or `postgres://…`. A password belongs in the
     /// environment (`KEFU__DATABASE__URL`), never in a committed file.
     pub url: String,
+    /// The term of a platform connection's lease (the Telegram poller, each Discord shard): when
+    /// the instance running it dies, another takes over within this plus a second.
+    #[serde(default = "three_seconds")]
+    pub lease_seconds: u64,
 }
 
 /// `[support]`: when staff answer.
@@ -299,6 +316,18 @@ impl Settings {
         if self.flood.window_secs == 0 {
             anyhow::bail!(
                 "flood.window_secs = 0 turns flood control off by accident; fix: set it to 1 or more (the default is 10)"
+            );
+        }
+        if !(2..=300).contains(&self.database.lease_seconds) {
+            anyhow::bail!(
+                "database.lease_seconds = {} is out of range; fix: 2 to 300 (the default is 3: another instance takes a dead one's connections over within about 4 s)",
+                self.database.lease_seconds
+            );
+        }
+        if !(1..=1024).contains(&self.discord.shards) {
+            anyhow::bail!(
+                "discord.shards = {} is out of range; fix: 1 (the default) up to 1024, the total shard count Discord recommends for the bot",
+                self.discord.shards
             );
         }
         if !self.telegram.max_per_second.is_finite() || self.telegram.max_per_second < 0.0 {

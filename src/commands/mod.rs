@@ -7,6 +7,7 @@ pub mod eval;
 pub mod kb;
 pub mod report;
 pub mod run;
+pub mod status;
 pub mod stories;
 
 use std::path::{Path, PathBuf};
@@ -217,6 +218,7 @@ pub fn service_config(
     };
     let mut config = kefu_service::ServiceConfig::new(hours, flood);
     config.staff_language = settings.support.staff_language.lang();
+    config.lease_term = std::time::Duration::from_secs(settings.database.lease_seconds);
     // A platform with a staff space configured gets every ticket's topic or thread.
     if !settings.telegram.token.is_empty() && settings.telegram.staff_chat_id != 0 {
         config.staff_spaces.push("telegram".to_owned());

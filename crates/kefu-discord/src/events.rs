@@ -12,7 +12,6 @@
 //! event can never be stored) is recorded in the dead-letter table, with the reason and without
 //! the text, and the loop moves on.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -23,10 +22,9 @@ use serenity::all::{
     EventHandler, Interaction, Message, Ready, ResumedEvent,
 };
 use serenity::async_trait;
-use serenity::gateway::ShardManager;
 use tokio::sync::{mpsc, watch};
 
-use crate::{Adapter, DiscordConfig, PLATFORM, is_staff, pause, stopping};
+use crate::{Adapter, DiscordConfig, PLATFORM, is_staff, pause};
 
 /// An event for the processing loop.
 #[derive(Debug)]
@@ -112,38 +110,142 @@ impl EventHandler for Forwarder {
     }
 }
 
+/// How far back a new gateway session looks for chats to catch up on.
+const CATCH_UP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
+/// The most chats a new gateway session catches up on.
+const CATCH_UP_CHATS: i64 = 500;
+
 /// How long shutdown waits for the gateway task after closing the shards.
 const GATEWAY_STOP: Duration = Duration::from_secs(5);
 
 impl Adapter<'_> {
-    /// Handles events in order until shutdown, then closes the gateway and handles what had
-    /// already arrived.
+    /// Runs gateway shard `shard` of `total` until `stop` turns true, forwarding its events to
+    /// `events`; then closes it. A gateway that fails is logged and ends the term (the
+    /// leadership loop tries again after a pause).
+    pub(crate) async fn gateway(
+        &self,
+        shard: u32,
+        total: u32,
+        events: mpsc::UnboundedSender<Event>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let events_for_catch_up = events.clone();
+        let forwarder = Forwarder::new(
+            events,
+            self.config.clone(),
+            self.service.config().staff_language,
+        );
+        let client = serenity::all::ClientBuilder::new_with_http(
+            crate::rest_client(&self.config),
+            crate::intents(),
+        )
+        .event_handler(forwarder)
+        .await;
+        let mut client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %crate::hide(&e.to_string(), &self.config.token), "discord: cannot start the gateway client");
+                return;
+            }
+        };
+        self.cache.store(client.cache.clone());
+        let shards = client.shard_manager.clone();
+        tracing::info!(shard, total, "discord: opening the gateway");
+        let mut gateway = tokio::spawn(async move { client.start_shard(shard, total).await });
+        if shard == 0 {
+            self.catch_up(&events_for_catch_up).await;
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {}
+            r = &mut gateway => {
+                match r {
+                    Ok(Err(e)) => tracing::error!(shard, error = %crate::hide(&e.to_string(), &self.config.token), "discord: gateway stopped"),
+                    Ok(Ok(())) => tracing::warn!(shard, "discord: gateway closed"),
+                    Err(e) => tracing::error!(shard, error = %e, "discord: gateway task failed"),
+                }
+                return;
+            }
+        }
+        shards.shutdown_all().await;
+        let _ = tokio::time::timeout(GATEWAY_STOP, gateway).await;
+        tracing::info!(shard, "discord: gateway closed");
+    }
+
+    /// A new gateway session hears nothing of what was written before it opened: what users wrote
+    /// while no instance ran the gateway (the last holder died and its lease had to expire) is
+    /// fetched from the chats that were active in the last [`CATCH_UP_WINDOW`], after the last
+    /// message stored from each, and handled like gateway events, oldest first. Messages already
+    /// stored are recognised by their id and not handled again. A user who had never written in
+    /// that window is not found this way.
+    async fn catch_up(&self, events: &mpsc::UnboundedSender<Event>) {
+        let since = Utc::now() - CATCH_UP_WINDOW;
+        let chats = match self
+            .service
+            .store()
+            .recent_inbound_chats(PLATFORM, since, CATCH_UP_CHATS)
+            .await
+        {
+            Ok(chats) => chats,
+            Err(e) => {
+                tracing::warn!(error = %kefu_service::error_chain(&e), "discord: cannot list recent chats to catch up on");
+                return;
+            }
+        };
+        let mut caught = 0usize;
+        for (chat, last) in chats {
+            let (Ok(chat), Ok(last)) = (chat.parse::<u64>(), last.parse::<u64>()) else {
+                continue;
+            };
+            if chat == 0 || last == 0 {
+                continue;
+            }
+            let channel = serenity::all::ChannelId::new(chat);
+            let request = serenity::all::GetMessages::new()
+                .after(serenity::all::MessageId::new(last))
+                .limit(50);
+            let mut missed = match channel.messages(&self.http, request).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(chat, error = %e, "discord: cannot catch up on a chat");
+                    continue;
+                }
+            };
+            if missed.is_empty() {
+                continue;
+            }
+            // The API leaves the server out of a message; the handler needs it.
+            let guild = match channel.to_channel(&self.http).await {
+                Ok(serenity::all::Channel::Guild(c)) => Some(c.guild_id),
+                _ => None,
+            };
+            missed.sort_by_key(|m| m.id);
+            for mut m in missed {
+                if m.author.bot {
+                    continue;
+                }
+                m.guild_id = guild;
+                caught += 1;
+                let _ = events.send(Event::Message(Box::new(m)));
+            }
+        }
+        if caught > 0 {
+            tracing::info!(
+                messages = caught,
+                "discord: caught up on messages written while no gateway was open"
+            );
+        }
+    }
+
+    /// Handles events in order until every gateway closed (the queue's senders are gone): a
+    /// transient failure is retried until shutdown, then given up.
     pub(crate) async fn event_loop(
         &self,
         mut queue: mpsc::UnboundedReceiver<Event>,
         mut shutdown: watch::Receiver<bool>,
-        shards: Arc<ShardManager>,
-        gateway: tokio::task::JoinHandle<()>,
     ) {
-        while !stopping(&shutdown) {
-            let next = tokio::select! {
-                e = queue.recv() => e,
-                _ = shutdown.changed() => continue,
-            };
-            let Some(event) = next else {
-                break;
-            };
+        while let Some(event) = queue.recv().await {
             self.handle(event, &mut shutdown).await;
-        }
-        shards.shutdown_all().await;
-        let _ = tokio::time::timeout(GATEWAY_STOP, gateway).await;
-        // What had arrived is handled once more (a transient failure now is not retried: the
-        // database is down and the bot is stopping; the platform update is lost to it, as any
-        // update not received before a stop).
-        let (_keep, mut stopped) = watch::channel(true);
-        stopped.mark_changed();
-        while let Ok(event) = queue.try_recv() {
-            self.handle(event, &mut stopped).await;
         }
     }
 

@@ -73,6 +73,9 @@ pub struct DiscordConfig {
     pub staff_user_ids: Vec<u64>,
     /// A role whose members may claim, resolve and reply (and are added to ticket threads).
     pub staff_role_id: Option<u64>,
+    /// The total number of gateway shards (1 unless the bot is in thousands of servers). With
+    /// several instances, each shard is run by whichever instance holds its lease.
+    pub shards: u32,
 }
 
 /// Why the adapter stopped.
@@ -88,55 +91,74 @@ pub enum DiscordError {
 
 /// Runs the adapter until `shutdown` turns true (or its sender is dropped): the gateway is closed,
 /// the events already received are handled, delivery stops between messages.
+///
+/// Delivery runs in every instance. Each gateway shard runs in exactly one: the instance that
+/// holds its lease (`discord:shard:N/TOTAL:BOT`); the others stand by and take over when it dies.
 pub async fn run(
     service: &Service,
     config: DiscordConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DiscordError> {
+    let http = Arc::new(rest_client(&config));
+    let me = http
+        .get_current_user()
+        .await
+        .map_err(|e| DiscordError::Connect(hide(&e.to_string(), &config.token)))?;
+    tracing::info!(user = %me.name, id = %me.id, "discord: connected");
+    let total = config.shards.max(1);
+    let adapter = Adapter {
+        http,
+        cache: arc_swap::ArcSwap::from_pointee(Cache::new()),
+        guild_channels: std::sync::Mutex::new(std::collections::HashMap::new()),
+        service,
+        config,
+        me: me.id,
+    };
+    let (events, queue) = tokio::sync::mpsc::unbounded_channel();
+    let gateways = async {
+        // The queue closes when the last sender goes: this one, at the end of this block, and
+        // each gateway's, when it stopped.
+        let events = events;
+        let names: Vec<String> = (0..total)
+            .map(|shard| format!("discord:shard:{shard}/{total}:{}", me.id))
+            .collect();
+        let runs = names.iter().enumerate().map(|(shard, name)| {
+            let events = &events;
+            let adapter = &adapter;
+            service.lead(name, shutdown.clone(), move |stop| {
+                adapter.gateway(shard as u32, total, events.clone(), stop)
+            })
+        });
+        futures_util::future::join_all(runs).await;
+    };
+    let sender = send::Sender::new(&adapter);
+    tokio::join!(
+        adapter.event_loop(queue, shutdown.clone()),
+        gateways,
+        kefu_service::delivery::run(service, &sender, shutdown.clone())
+    );
+    tracing::info!("discord: stopped");
+    Ok(())
+}
+
+/// The REST client: Discord's API, or a proxy (which must enforce the rate limits).
+fn rest_client(config: &DiscordConfig) -> Http {
     let mut builder = serenity::http::HttpBuilder::new(config.token.expose());
     if config.api_url.trim_end_matches('/') != DISCORD_API {
         builder = builder
             .proxy(config.api_url.trim_end_matches('/'))
             .ratelimiter_disabled(true);
     }
-    let (events, queue) = tokio::sync::mpsc::unbounded_channel();
-    let forwarder = events::Forwarder::new(events, config.clone(), service.config().staff_language);
-    let mut client = serenity::all::ClientBuilder::new_with_http(builder.build(), intents())
-        .event_handler(forwarder)
-        .await
-        .map_err(|e| DiscordError::Client(hide(&e.to_string(), &config.token)))?;
-    let http = client.http.clone();
-    let me = http
-        .get_current_user()
-        .await
-        .map_err(|e| DiscordError::Connect(hide(&e.to_string(), &config.token)))?;
-    tracing::info!(user = %me.name, id = %me.id, "discord: connected");
-    let adapter = Adapter {
-        http,
-        cache: client.cache.clone(),
-        service,
-        config,
-        me: me.id,
-    };
-    let shards = client.shard_manager.clone();
-    let gateway = tokio::spawn(async move {
-        if let Err(e) = client.start().await {
-            tracing::error!(error = %e, "discord: gateway stopped");
-        }
-    });
-    let sender = send::Sender::new(&adapter);
-    tokio::join!(
-        adapter.event_loop(queue, shutdown.clone(), shards, gateway),
-        kefu_service::delivery::run(service, &sender, shutdown)
-    );
-    tracing::info!("discord: stopped");
-    Ok(())
+    builder.build()
 }
 
 /// What every part of the adapter shares.
 pub(crate) struct Adapter<'a> {
     pub(crate) http: Arc<Http>,
-    pub(crate) cache: Arc<Cache>,
+    /// The cache of the gateway this instance runs now (empty while it stands by).
+    pub(crate) cache: arc_swap::ArcSwap<Cache>,
+    /// Whether a channel is in a server, as the API said (for an instance without a gateway).
+    pub(crate) guild_channels: std::sync::Mutex<std::collections::HashMap<u64, bool>>,
     pub(crate) service: &'a Service,
     pub(crate) config: DiscordConfig,
     pub(crate) me: UserId,
@@ -191,6 +213,7 @@ mod tests {
             staff_channel_id: None,
             staff_user_ids: vec![],
             staff_role_id: None,
+            shards: 1,
         };
         assert!(!format!("{cfg:?}").contains("secret"));
         assert_eq!(format!("{}", cfg.token), "***");
@@ -205,6 +228,7 @@ mod tests {
             staff_channel_id: Some(1),
             staff_user_ids: vec![7],
             staff_role_id: Some(50),
+            shards: 1,
         };
         assert!(is_staff(&cfg, UserId::new(7), &[]));
         assert!(is_staff(&cfg, UserId::new(8), &[RoleId::new(50)]));

@@ -44,13 +44,39 @@ impl<'a> Sender<'a> {
         self.adapter.config.staff_channel_id.map(ChannelId::new)
     }
 
-    fn is_guild_channel(&self, channel: ChannelId) -> bool {
-        let cache = &self.adapter.cache;
-        cache.guilds().iter().any(|g| {
+    /// Whether a channel is in a server: from the gateway's cache, else (an instance that does
+    /// not run the gateway) from the API, remembered.
+    async fn is_guild_channel(&self, channel: ChannelId) -> bool {
+        let cache = self.adapter.cache.load();
+        let cached = cache.guilds().iter().any(|g| {
             cache
                 .guild(*g)
                 .is_some_and(|g| g.channels.contains_key(&channel))
-        })
+        });
+        if cached {
+            return true;
+        }
+        let known = |adapter: &crate::Adapter<'_>| {
+            adapter
+                .guild_channels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&channel.get())
+                .copied()
+        };
+        if let Some(known) = known(self.adapter) {
+            return known;
+        }
+        let Ok(found) = self.http().get_channel(channel).await else {
+            return false;
+        };
+        let in_guild = matches!(found, serenity::all::Channel::Guild(_));
+        self.adapter
+            .guild_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(channel.get(), in_guild);
+        in_guild
     }
 
     /// Sends a message in parts; `Sent` carries the last part's id.
@@ -153,8 +179,9 @@ impl Deliver for Sender<'_> {
             return Outcome::Permanent(format!("{:?} is not a Discord channel id", m.chat));
         };
         // In a server channel the answer quotes the question; DMs and threads stay uncluttered.
+        let in_guild = !m.moved && m.reply_to.is_some() && self.is_guild_channel(to).await;
         let quote = match m.reply_to {
-            Some(id) if !m.moved && self.is_guild_channel(to) => id
+            Some(id) if in_guild => id
                 .parse::<u64>()
                 .ok()
                 .filter(|&n| n != 0)

@@ -98,11 +98,12 @@ impl Adapter<'_> {
 
     /// Whether a channel is a thread (threads cannot hold threads).
     fn is_thread(&self, channel: ChannelId) -> bool {
-        self.cache
+        let cache = self.cache.load();
+        cache
             .guilds()
             .iter()
             .filter_map(|g| {
-                self.cache
+                cache
                     .guild(*g)
                     .map(|g| g.threads.iter().any(|t| t.id == channel))
             })

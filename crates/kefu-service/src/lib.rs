@@ -41,6 +41,7 @@
 pub mod delivery;
 mod directory;
 mod inbound;
+pub mod leadership;
 mod staff;
 mod turn;
 
@@ -134,6 +135,9 @@ pub struct ServiceConfig {
     pub inbound_lease: Duration,
     /// The longest text kept of a message; longer ones are cut and the user is told.
     pub max_message_bytes: usize,
+    /// The term of a platform connection's lease ([`Service::lead`]): another instance takes the
+    /// connection over within this plus a second after its holder died.
+    pub lease_term: Duration,
 }
 
 impl ServiceConfig {
@@ -147,6 +151,7 @@ impl ServiceConfig {
             instance: instance_id(),
             inbound_lease: Duration::from_secs(10),
             max_message_bytes: 8 * 1024,
+            lease_term: Duration::from_secs(3),
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct Service {
     /// Woken whenever a committed transaction put rows in the outbox.
     outbox_ready: Notify,
     directory: directory::Directory,
+    /// The platform connections this process leads or stands by for.
+    roles: leadership::Roles,
 }
 
 /// Characters of a ticket code: no 0/O, 1/I/L, so it reads unambiguously over the phone.
@@ -223,6 +230,7 @@ impl Service {
             config,
             outbox_ready: Notify::new(),
             directory: directory::Directory::default(),
+            roles: leadership::Roles::default(),
         }
     }
 

@@ -631,6 +631,30 @@ pub(crate) async fn record_dead_letter(conn: Conn<'_>, letter: &DeadLetter) -> R
     })
 }
 
+/// The chats of `platform` with a message received since `since`, each with its latest stored
+/// message id (by arrival), most recent chats first, at most `limit`.
+pub(crate) async fn recent_inbound_chats(
+    conn: Conn<'_>,
+    platform: &str,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(String, String)>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT m.chat_id, m.platform_message_id FROM inbound_messages m \
+             JOIN (SELECT chat_id, MAX(id) AS id FROM inbound_messages \
+                   WHERE platform = $1 AND received_at >= $2 GROUP BY chat_id) last ON last.id = m.id \
+             ORDER BY m.id DESC LIMIT $3",
+        )
+        .bind(platform)
+        .bind(micros(since))
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        .map_err(db("list recent chats"))
+    })
+}
+
 pub(crate) async fn dead_letters(conn: Conn<'_>, limit: i64) -> Result<Vec<DeadLetter>> {
     type Row = (String, String, Option<String>, String, DateTime<Utc>);
     let rows: Vec<Row> = dispatch!(conn, |c, pg| {
@@ -1819,6 +1843,16 @@ pub(crate) async fn lease_holder(
             .fetch_optional(c)
             .await
             .map_err(db("read a lease"))
+    })
+}
+
+/// Every lease (expired ones included), by name: (name, owner, expires_at).
+pub(crate) async fn leases(conn: Conn<'_>) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+    dispatch!(conn, |c, pg| {
+        sqlx::query_as("SELECT name, owner, expires_at FROM leases ORDER BY name")
+            .fetch_all(c)
+            .await
+            .map_err(db("list the leases"))
     })
 }
 

@@ -307,6 +307,18 @@ impl Store {
         ops::record_dead_letter(self.acquire().await?.conn(), letter).await
     }
 
+    /// The chats of `platform` with a message received since `since`, each with the id of its
+    /// latest stored message, most recent first, at most `limit` (what a new gateway session
+    /// catches up on).
+    pub async fn recent_inbound_chats(
+        &self,
+        platform: &str,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        ops::recent_inbound_chats(self.acquire().await?.conn(), platform, since, limit).await
+    }
+
     /// The most recent dead letters, newest first.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
         ops::dead_letters(self.acquire().await?.conn(), limit).await
@@ -674,7 +686,12 @@ impl Store {
         ops::lease_holder(self.acquire().await?.conn(), name).await
     }
 
-    /// A value a platform adapter keeps across restarts (the Telegram update offset).
+    /// Every named lease, expired ones included, by name: (name, owner, expires at).
+    pub async fn leases(&self) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+        ops::leases(self.acquire().await?.conn()).await
+    }
+
+    /// A small per-platform value (the Telegram update offset), if set.
     pub async fn platform_state(&self, name: &str) -> Result<Option<String>> {
         ops::platform_state(self.acquire().await?.conn(), name).await
     }

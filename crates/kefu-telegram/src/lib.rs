@@ -114,7 +114,11 @@ pub async fn run(
     let receiving = async {
         match adapter.config.webhook.clone() {
             None => {
-                adapter.poll(shutdown.clone()).await;
+                // One poller per token across every instance: whoever holds the lease.
+                let lease = format!("telegram:poll:{}", adapter.me.user.id.0);
+                service
+                    .lead(&lease, shutdown.clone(), |stop| adapter.poll(stop))
+                    .await;
                 Ok(())
             }
             Some(webhook) => adapter.serve_webhook(&webhook, shutdown.clone()).await,
