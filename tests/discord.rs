@@ -702,3 +702,42 @@ async fn a_telegram_users_ticket_is_worked_in_the_discord_staff_channel() {
         })
         .await;
 }
+
+/// Discord never dispatches what was written while no gateway session was open (the bot was
+/// down, or its instance died and another had yet to take the gateway over): the next session
+/// catches up on recently active chats over the REST API, and answers each such message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_written_while_no_gateway_was_open_is_caught_up_and_answered_once() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = vec![(
+        "KEFU__DATABASE__URL",
+        format!("sqlite://{}", dir.path().join("kefu.db").display()),
+    )];
+    let kefu = Kefu::start(&fake, &db, None);
+    connected(&fake).await;
+    fake.dispatch("MESSAGE_CREATE", dm(4101, ALICE, "2FA丢了怎么办"));
+    fake.wait_until("the first answer", |reqs| answers(reqs) >= 1)
+        .await;
+    let (code, _) = kefu.stop();
+    assert_eq!(code, Some(0));
+
+    // Written while the bot is down; never dispatched.
+    fake.write_unheard(dm(4102, ALICE, "USDT提不出来"));
+    let identified = fake.identifies();
+    let _kefu = Kefu::start(&fake, &db, None);
+    fake.wait_state("the new session", |f| f.identifies() > identified)
+        .await;
+    fake.wait_until("the answer to the unheard message", |reqs| {
+        answers(reqs) >= 2
+    })
+    .await;
+    settle().await;
+    let reqs = fake.requests();
+    assert_eq!(answers(&reqs), 2, "each message answered once");
+    assert!(
+        reqs.iter()
+            .any(|r| r.method == "GET" && r.path == format!("/channels/{DM}/messages")),
+        "caught up through the API"
+    );
+}

@@ -106,9 +106,23 @@ pub struct FakeState {
     pub gateway_in: Vec<Value>,
     /// Channels by id: the guild's text channels and the threads created through the API.
     channels: HashMap<u64, Value>,
+    /// Users' messages by channel, as `GET /channels/{id}/messages` lists them: every
+    /// MESSAGE_CREATE dispatched, and those written while no gateway heard them.
+    history: HashMap<u64, Vec<Value>>,
 }
 
 impl FakeState {
+    fn remember(&mut self, message: &Value) {
+        let channel = message["channel_id"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        self.history
+            .entry(channel)
+            .or_default()
+            .push(message.clone());
+    }
+
     fn snowflake(&mut self) -> u64 {
         self.next_id += 1;
         900_000_000_000_000_000 + self.next_id
@@ -565,6 +579,44 @@ async fn api(
             }
             axum::Json(channel.clone()).into_response()
         }
+        ("GET", ["channels", _, "messages"]) => {
+            // Newest first, after `after`, at most `limit`; the API leaves `guild_id` and
+            // `member` out of messages it lists.
+            let query = uri.query().unwrap_or_default();
+            let param = |key: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let after = param("after").unwrap_or(0);
+            let limit = param("limit").unwrap_or(50) as usize;
+            let channel = id_at(&segments, 1).unwrap_or(0);
+            let id = |m: &Value| {
+                m["id"]
+                    .as_str()
+                    .and_then(|i| i.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let mut listed: Vec<Value> = s
+                .history
+                .get(&channel)
+                .into_iter()
+                .flatten()
+                .filter(|m| id(m) > after)
+                .cloned()
+                .map(|mut m| {
+                    if let Some(o) = m.as_object_mut() {
+                        o.remove("guild_id");
+                        o.remove("member");
+                    }
+                    m
+                })
+                .collect();
+            listed.sort_by_key(|m| std::cmp::Reverse(id(m)));
+            listed.truncate(limit);
+            axum::Json(Value::Array(listed)).into_response()
+        }
         ("GET", ["channels", _]) => match id_at(&segments, 1).and_then(|id| s.channels.get(&id)) {
             Some(channel) => axum::Json(channel.clone()).into_response(),
             None => unknown_channel(),
@@ -782,11 +834,20 @@ impl Fake {
     /// the next IDENTIFY/RESUME when no session is live.
     pub fn dispatch(&self, event: &str, data: Value) {
         let mut s = self.state.lock().unwrap();
+        if event == "MESSAGE_CREATE" {
+            s.remember(&data);
+        }
         if s.conn.as_ref().is_some_and(|c| c.live) {
             s.send_dispatch(event, data);
         } else {
             s.pending.push((event.to_owned(), data));
         }
+    }
+
+    /// A message written while no gateway session was open to hear it: Discord never dispatches
+    /// it; only `GET /channels/{id}/messages` shows it.
+    pub fn write_unheard(&self, message: Value) {
+        self.state.lock().unwrap().remember(&message);
     }
 
     /// Ends the live gateway connection abruptly (no close frame): serenity RESUMEs.
