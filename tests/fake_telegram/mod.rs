@@ -10,14 +10,15 @@
     reason = "shared test helpers: not every test file uses each one, and a failed expectation is a failed test"
 )]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -65,6 +66,30 @@ impl Faults {
     }
 }
 
+/// One `getUpdates` call, recorded when [`FakeState::record_polls`] is set (the load bench).
+#[derive(Debug, Clone)]
+pub struct Poll {
+    /// When the call arrived.
+    pub at: Instant,
+    /// When it was answered.
+    pub answered: Instant,
+    /// The offset it confirmed up to (every update below it was stored by the caller).
+    pub offset: i64,
+    /// How many updates the answer carried.
+    pub served: usize,
+    /// The caller's address (its local port tells which process called).
+    pub peer: SocketAddr,
+}
+
+/// An update's first hand-out in a `getUpdates` answer (recorded with [`FakeState::record_polls`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Handout {
+    pub update_id: i64,
+    pub at: Instant,
+    /// The same moment on the wall clock, to compare with times the bot stored.
+    pub wall: SystemTime,
+}
+
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub requests: Vec<Req>,
@@ -77,6 +102,15 @@ pub struct FakeState {
     pub faults: Option<Faults>,
     /// sendMessage is recorded at once but answered only after this long.
     pub send_delay: Duration,
+    /// Answer at most `limit` updates per getUpdates (default and cap 100), as Telegram does;
+    /// off by default (every pending update in one answer).
+    pub honor_limit: bool,
+    /// Record every getUpdates call in `polls` and each update's first hand-out in `handouts`.
+    pub record_polls: bool,
+    pub polls: Vec<Poll>,
+    pub handouts: Vec<Handout>,
+    /// The highest update id handed out so far (with `record_polls`).
+    pub handed_max: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +138,7 @@ pub fn ok(result: Value) -> Response {
 }
 
 pub async fn bot_api(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<Arc<Mutex<FakeState>>>,
     UrlPath(path): UrlPath<String>,
     body: Bytes,
@@ -117,19 +152,60 @@ pub async fn bot_api(
         .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
     if method == "getupdates" {
         let offset = body["offset"].as_i64().unwrap_or(0);
+        let limit = body["limit"].as_u64().map_or(100, |l| l.clamp(1, 100)) as usize;
+        let arrived = Instant::now();
         for _ in 0..4 {
             let batch: Vec<Value> = {
                 let mut s = state.lock().unwrap();
                 s.updates
                     .retain(|(u, forced)| *forced || u["update_id"].as_i64() >= Some(offset));
-                let batch = s.updates.iter().map(|(u, _)| u.clone()).collect();
+                let take = if s.honor_limit { limit } else { usize::MAX };
+                let batch: Vec<Value> = s
+                    .updates
+                    .iter()
+                    .take(take)
+                    .map(|(u, _)| u.clone())
+                    .collect();
                 s.updates.retain(|(_, forced)| !forced);
+                if s.record_polls {
+                    let (now, wall) = (Instant::now(), SystemTime::now());
+                    for u in &batch {
+                        let id = u["update_id"].as_i64().unwrap_or_default();
+                        if id > s.handed_max {
+                            s.handed_max = id;
+                            s.handouts.push(Handout {
+                                update_id: id,
+                                at: now,
+                                wall,
+                            });
+                        }
+                    }
+                    if !batch.is_empty() {
+                        s.polls.push(Poll {
+                            at: arrived,
+                            answered: now,
+                            offset,
+                            served: batch.len(),
+                            peer,
+                        });
+                    }
+                }
                 batch
             };
             if !batch.is_empty() {
                 return ok(Value::Array(batch));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut s = state.lock().unwrap();
+        if s.record_polls {
+            s.polls.push(Poll {
+                at: arrived,
+                answered: Instant::now(),
+                offset,
+                served: 0,
+                peer,
+            });
         }
         return ok(json!([]));
     }
@@ -209,12 +285,38 @@ impl Fake {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+        });
         Fake { state, url }
     }
 
     pub fn push(&self, update: Value) {
         self.state.lock().unwrap().updates.push((update, false));
+    }
+
+    /// Queues many updates under one lock (the load bench).
+    pub fn push_many(&self, updates: impl IntoIterator<Item = Value>) {
+        let mut s = self.state.lock().unwrap();
+        s.updates.extend(updates.into_iter().map(|u| (u, false)));
+    }
+
+    /// How many requests (other than getUpdates) were recorded so far.
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
+    /// The requests recorded after the first `from` (cheaper than [`Fake::requests`] on a long run).
+    pub fn requests_since(&self, from: usize) -> Vec<Req> {
+        let s = self.state.lock().unwrap();
+        s.requests
+            .get(from..)
+            .map(<[Req]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// Serves an update again even though its offset was confirmed (Telegram re-delivering).
