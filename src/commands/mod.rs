@@ -5,6 +5,7 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod reload;
 pub mod report;
 pub mod run;
 pub mod status;
