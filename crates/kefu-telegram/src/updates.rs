@@ -6,6 +6,9 @@
 //! fetched again after a pause); an update that can never be stored (a permanent error) is set
 //! aside with its reason and confirmed, so it never blocks the users after it. The offset is also
 //! kept in the database, so a restart resumes where the last run confirmed.
+//!
+//! A batch's updates are handled per chat: each chat's in order, different chats at once, so the
+//! hundredth update of a batch does not wait for the 99 before it.
 
 use std::time::Duration;
 
@@ -18,6 +21,9 @@ use teloxide::types::{AllowedUpdate, CallbackQuery, Me, Message, Update, UpdateK
 use tokio::sync::watch;
 
 use crate::{Adapter, PLATFORM, TelegramConfig, WebhookConfig, pause, stopping};
+
+/// Chats whose updates of one batch are handled at once (each chat's in order).
+const LANES_AT_ONCE: usize = 16;
 
 /// How long one `getUpdates` waits for news.
 const POLL_TIMEOUT_SECS: u32 = 10;
@@ -314,6 +320,9 @@ impl Adapter<'_> {
             Ok(Some(v)) => v.parse().unwrap_or(0),
             _ => 0,
         };
+        // Updates settled but not yet confirmed (a batch fetched again after another chat's
+        // update failed): not handled twice.
+        let mut settled = std::collections::HashSet::new();
         while !stopping(&shutdown) {
             let request = self
                 .bot
@@ -340,16 +349,11 @@ impl Adapter<'_> {
                 }
             };
             let before = offset;
-            let mut retry = false;
-            for update in &updates {
-                match self.settle(update).await {
-                    Settled::Done => offset = (update.id.0 as i32).saturating_add(1),
-                    Settled::Retry => {
-                        retry = true;
-                        break;
-                    }
-                }
+            let (next, retry) = self.settle_batch(&updates, &mut settled).await;
+            if let Some(next) = next {
+                offset = next;
             }
+            settled.retain(|id| *id >= offset);
             if offset != before
                 && let Err(e) = self
                     .service
@@ -372,6 +376,59 @@ impl Adapter<'_> {
                 .timeout(0)
                 .limit(1)
                 .await;
+        }
+    }
+
+    /// Settles a `getUpdates` batch: each chat's updates in order, different chats at once (up to
+    /// [`LANES_AT_ONCE`]), so one slow chat — or the hundredth update of a batch — does not wait
+    /// for all the others. A chat whose update cannot be stored now stops there (its later updates
+    /// must not overtake it). Returns the offset to confirm — past the batch when everything was
+    /// settled, else the first update to fetch again — and whether one must be retried. Updates
+    /// settled after that point are remembered in `settled`, and skipped when fetched again.
+    async fn settle_batch(
+        &self,
+        updates: &[Update],
+        settled: &mut std::collections::HashSet<i32>,
+    ) -> (Option<i32>, bool) {
+        use futures_util::StreamExt;
+        let mut lanes: Vec<(Option<i64>, Vec<&Update>)> = Vec::new();
+        for update in updates {
+            let key = update.chat().map(|c| c.id.0);
+            match lanes.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lane)) => lane.push(update),
+                None => lanes.push((key, vec![update])),
+            }
+        }
+        let already: &std::collections::HashSet<i32> = settled;
+        let outcomes: Vec<(Vec<i32>, Option<i32>)> = futures_util::stream::iter(lanes)
+            .map(|(_, lane)| async move {
+                let mut done = Vec::new();
+                for update in lane {
+                    let id = update.id.0 as i32;
+                    if already.contains(&id) {
+                        continue;
+                    }
+                    match self.settle(update).await {
+                        Settled::Done => done.push(id),
+                        Settled::Retry => return (done, Some(id)),
+                    }
+                }
+                (done, None)
+            })
+            .buffer_unordered(LANES_AT_ONCE)
+            .collect()
+            .await;
+        let first_retry = outcomes.iter().filter_map(|(_, r)| *r).min();
+        settled.extend(outcomes.into_iter().flat_map(|(done, _)| done));
+        match first_retry {
+            Some(id) => (Some(id), true),
+            None => (
+                updates
+                    .iter()
+                    .map(|u| (u.id.0 as i32).saturating_add(1))
+                    .max(),
+                false,
+            ),
         }
     }
 
