@@ -871,3 +871,172 @@ async fn two_instances_run_each_connection_once_answer_once_and_fail_over() {
     );
     eprintln!("whole test {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// One chat whose messages the database refuses for now (a transient error, as when a row lock
+/// times out) holds back only that chat: the other users in the same `getUpdates` batch are
+/// answered, a staff line in the same batch is relayed once however often the batch is fetched
+/// again, and once the database takes the chat's messages they are answered once each, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_the_database_refuses_for_now_holds_back_only_itself() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let telegram = fake_telegram::Fake::start().await;
+    telegram.state.lock().unwrap().record_polls = true;
+    let discord = fake_discord::Fake::start().await;
+    let scene = Scene {
+        schema: &schema,
+        telegram: &telegram,
+        discord: &discord,
+    };
+    let mut bots = Instances::new(&schema.url, &telegram, &discord);
+    bots.start();
+    wait_roles(&scene, &bots).await;
+
+    // A ticket, claimed, so that staff text in its topic is relayed to the user.
+    let mut ids = Updates(0);
+    telegram.push(dm(ids.next(), 10, USER, "转人工"));
+    let summary = wait(
+        "the ticket's summary post",
+        || async {
+            telegram.requests().into_iter().find(|r| {
+                r.method == "sendmessage"
+                    && r.body["chat_id"] == json!(STAFF_CHAT)
+                    && buttons(r).iter().any(|(l, _)| l == "Claim")
+            })
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), STAFF_CHAT)),
+    )
+    .await;
+    let thread = summary.body["message_thread_id"].as_i64().expect("topic");
+    let claim = buttons(&summary)
+        .into_iter()
+        .find(|(l, _)| l == "Claim")
+        .expect("Claim")
+        .1;
+    telegram.push(callback(
+        ids.next(),
+        "cb-claim",
+        STAFF_ID,
+        STAFF_CHAT,
+        &claim,
+    ));
+    wait(
+        "the staff-joined message",
+        || async {
+            telegram_texts(&telegram.requests(), USER)
+                .iter()
+                .any(|t| t.contains("Bob"))
+                .then_some(())
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), USER)),
+    )
+    .await;
+
+    // The database refuses the held user's messages with a transient error.
+    const HELD: i64 = 2001;
+    let mut db = PgConnection::connect(&schema.url).await.expect("connect");
+    for sql in [
+        "CREATE TABLE held_chats (chat_id TEXT PRIMARY KEY)",
+        "CREATE FUNCTION refuse_held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF EXISTS (SELECT 1 FROM held_chats WHERE chat_id = NEW.chat_id) THEN \
+         RAISE EXCEPTION 'chat held by the test' USING ERRCODE = 'serialization_failure'; \
+         END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_held BEFORE INSERT ON inbound_messages \
+         FOR EACH ROW EXECUTE FUNCTION refuse_held()",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.expect(sql);
+    }
+    sqlx::query("INSERT INTO held_chats VALUES ($1)")
+        .bind(HELD.to_string())
+        .execute(&mut db)
+        .await
+        .expect("hold");
+
+    // One batch: the held user's two questions among other users' and a staff line.
+    let others: Vec<i64> = (2101..=2104).collect();
+    let staff_line = "请提供截图 (staff)";
+    let batch = vec![
+        dm(ids.next(), 30, HELD, QUESTIONS[0]),
+        dm(ids.next(), 31, others[0], QUESTIONS[1]),
+        fake_telegram::topic_msg(ids.next(), 32, thread, STAFF_ID, staff_line),
+        dm(ids.next(), 33, others[1], QUESTIONS[2]),
+        dm(ids.next(), 34, HELD, QUESTIONS[3]),
+        dm(ids.next(), 35, others[2], QUESTIONS[4]),
+        dm(ids.next(), 36, others[3], QUESTIONS[5]),
+    ];
+    telegram.push_many(batch);
+    let relayed = |reqs: &[fake_telegram::Req]| {
+        telegram_texts(reqs, USER)
+            .iter()
+            .filter(|t| t.contains(staff_line))
+            .count()
+    };
+    wait(
+        "the other users' answers and the staff line, while one chat is held",
+        || async {
+            let reqs = telegram.requests();
+            (others.iter().all(|&u| telegram_answered(&reqs, u)) && relayed(&reqs) >= 1)
+                .then_some(())
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), USER)),
+    )
+    .await;
+    // The batch is fetched again every second while the chat is held.
+    let polls_before = telegram.state.lock().unwrap().polls.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reqs = telegram.requests();
+    assert!(
+        telegram.state.lock().unwrap().polls.len() > polls_before,
+        "the held batch was fetched again"
+    );
+    assert_eq!(relayed(&reqs), 1, "the staff line was relayed once");
+    assert!(
+        !telegram_answered(&reqs, HELD),
+        "nothing of the held chat was handled"
+    );
+
+    // The database takes the chat again: its two questions are answered once each, in order.
+    sqlx::query("DELETE FROM held_chats")
+        .execute(&mut db)
+        .await
+        .expect("release");
+    wait(
+        "both answers to the held user",
+        || async {
+            let n = sends_to(&telegram.requests(), HELD)
+                .iter()
+                .filter(|r| !buttons(r).is_empty())
+                .count();
+            (n >= 2).then_some(())
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), HELD)),
+    )
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    let reqs = telegram.requests();
+    let answers = sends_to(&reqs, HELD)
+        .iter()
+        .filter(|r| !buttons(r).is_empty())
+        .count();
+    assert_eq!(answers, 2, "each held question answered once");
+    assert_eq!(relayed(&reqs), 1, "the staff line still relayed once");
+    for &u in &others {
+        assert_eq!(
+            sends_to(&reqs, u)
+                .iter()
+                .filter(|r| !buttons(r).is_empty())
+                .count(),
+            1,
+            "user {u} answered once"
+        );
+    }
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT platform_message_id FROM inbound_messages WHERE chat_id = $1 ORDER BY id",
+    )
+    .bind(HELD.to_string())
+    .fetch_all(&mut db)
+    .await
+    .expect("inbound");
+    assert_eq!(order, ["30", "34"], "stored in the order they were written");
+}
