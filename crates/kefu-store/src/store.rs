@@ -734,7 +734,7 @@ enum Tx {
 ///
 /// ```no_run
 /// # async fn demo(store: &kefu_store::Store, cref: &kefu_core::model::ConversationRef,
-/// #   line: &kefu_core::model::TranscriptLine, reply: &kefu_core::model::Outgoing,
+/// #   line: &kefu_store::NewLine, reply: &kefu_core::model::Outgoing,
 /// #   inbound_id: i64, now: chrono::DateTime<chrono::Utc>) -> kefu_store::Result<()> {
 /// let mut tx = store.begin().await?;
 /// let conversation = tx.load_conversation(cref).await?;
