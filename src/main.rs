@@ -86,6 +86,22 @@ enum Command {
         #[command(subcommand)]
         command: DeskCommand,
     },
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration and the KB, and print the effective settings (secrets
+    /// masked); exit 2 naming the key when something is wrong.
+    Check {
+        /// Knowledge base (default: the configured `nlu.kb`).
+        #[arg(long)]
+        kb: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,27 +189,53 @@ enum KbCommand {
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Logs go to stderr. The bot (`run`) reports what it does; the one-shot commands only warn.
-    // RUST_LOG overrides either (e.g. RUST_LOG=kefu_telegram=debug). Message text is never logged
-    // before redaction, and tokens never are.
-    let default = if matches!(cli.command, Command::Run { .. }) {
-        "info"
-    } else {
-        "warn"
+/// Logs go to stderr, as text or one JSON object per line (`log.format`). The bot (`run`) logs
+/// what `log.level` lets through; the one-shot commands only warn. `RUST_LOG` overrides either
+/// (e.g. RUST_LOG=kefu_telegram=debug). Message text is never logged before redaction, and tokens
+/// never are.
+fn init_logging(log: Option<&settings::LogSettings>, run: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match log {
+        Some(log) if run => log.level.as_str(),
+        _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if log.is_some_and(|l| l.format == settings::LogFormat::Json) {
+        let _ = commands::JSON_LOGS.set(true);
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Every configuration error is the operator's input: exit 2, like other bad input.
-    let result = settings::Settings::load()
+    let settings = settings::Settings::load();
+    init_logging(
+        settings.as_ref().ok().map(|s| &s.log),
+        matches!(cli.command, Command::Run { .. }),
+    );
+    let result = settings
         .map_err(commands::Failure::BadInput)
         .and_then(|settings| {
+            if let Command::Config {
+                command: ConfigCommand::Check { kb },
+            } = &cli.command
+            {
+                return commands::ops::config_check(&settings, kb.as_deref());
+            }
             if !matches!(
                 cli.command,
                 Command::Kb {
@@ -256,16 +298,25 @@ fn main() -> ExitCode {
                     };
                     commands::desk::run(&settings, action)
                 }
+                Command::Config { .. } => Ok(()),
             }
         });
+    // Under JSON logs the last words are a JSON line too.
+    let report = |e: &anyhow::Error| {
+        if commands::JSON_LOGS.get().copied().unwrap_or(false) {
+            tracing::error!("{e:#}");
+        } else {
+            eprintln!("error: {e:#}");
+        }
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(commands::Failure::BadInput(e)) => {
-            eprintln!("error: {e:#}");
+            report(&e);
             ExitCode::from(2)
         }
         Err(commands::Failure::Other(e)) => {
-            eprintln!("error: {e:#}");
+            report(&e);
             ExitCode::from(1)
         }
     }

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The shipped defaults, used when no `config/default.toml` is found beside the working directory.
 const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// Every setting Kefu reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Natural-language understanding.
@@ -26,15 +26,62 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     /// The Discord adapter.
     pub discord: DiscordSettings,
+    /// `kefu run`'s operations endpoints (health, readiness, metrics, KB reload).
+    pub server: ServerSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`: `kefu run`'s HTTP listener for operations.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The address of `/healthz`, `/readyz`, `/metrics` and `/admin/reload-kb`, e.g.
+    /// `127.0.0.1:9464`; port 0 picks a free port (logged); empty turns the listener off.
+    pub listen: String,
+    /// The bearer token `POST /admin/reload-kb` requires: only from the environment
+    /// (`KEFU__SERVER__ADMIN_TOKEN`); empty = the endpoint answers 403. Its `Debug` prints "***".
+    #[serde(default, serialize_with = "masked")]
+    pub admin_token: kefu_core::adapter::Secret,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` (human-readable lines) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// What `kefu run` logs, in `RUST_LOG` syntax (`info`, `warn,kefu_telegram=debug`); the
+    /// `RUST_LOG` environment variable, when set, wins. The one-shot commands log warnings only.
+    pub level: String,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields (the message among them) and
+    /// the span fields (conversation, ticket, platform…).
+    Json,
+}
+
+/// A secret as `kefu config check` prints it: `***` when set, empty when not.
+fn masked<S: serde::Serializer>(
+    secret: &kefu_core::adapter::Secret,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.is_empty() { "" } else { "***" })
 }
 
 /// `[discord]`: the Discord adapter, enabled when a token is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordSettings {
     /// The bot token: only from the environment (`KEFU__DISCORD__TOKEN`); empty disables the
     /// adapter. Its `Debug` prints "***".
-    #[serde(default)]
+    #[serde(default, serialize_with = "masked")]
     pub token: kefu_discord::Secret,
     /// The API base: `https://discord.com`, or a rate-limiting proxy (serenity's own rate limiter
     /// is then off), or a test fake.
@@ -78,12 +125,12 @@ impl DiscordSettings {
 }
 
 /// `[telegram]`: the Telegram adapter, enabled when a token is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramSettings {
     /// The BotFather token: only from the environment (`KEFU__TELEGRAM__TOKEN`); empty disables
     /// the adapter. Its `Debug` prints "***".
-    #[serde(default)]
+    #[serde(default, serialize_with = "masked")]
     pub token: kefu_telegram::Secret,
     /// The Bot API base URL: Telegram's, a self-hosted Bot API server, or a test fake.
     pub api_url: String,
@@ -101,7 +148,7 @@ pub struct TelegramSettings {
     pub webhook_listen: String,
     /// Webhook mode: the secret token Telegram sends with every update; only from the
     /// environment (`KEFU__TELEGRAM__WEBHOOK_SECRET`).
-    #[serde(default)]
+    #[serde(default, serialize_with = "masked")]
     pub webhook_secret: kefu_telegram::Secret,
     /// Most messages a second the bot sends overall (Telegram allows about 30); each private
     /// chat also gets about one a second and each group twenty a minute. 0 = no pacing (a
@@ -169,7 +216,7 @@ impl TelegramSettings {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path` (created if missing) or `postgres://…`. A password belongs in the
@@ -182,7 +229,7 @@ pub struct DatabaseSettings {
 }
 
 /// `[support]`: when staff answer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupportSettings {
     /// IANA timezone, e.g. "Asia/Shanghai".
@@ -200,7 +247,7 @@ pub struct SupportSettings {
 }
 
 /// `support.staff_language`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StaffLanguage {
     /// Chinese.
@@ -224,7 +271,7 @@ fn default_staff_language() -> StaffLanguage {
 }
 
 /// `[flood]`: per-user flood control.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FloodSettings {
     /// Messages allowed per window.
@@ -234,7 +281,7 @@ pub struct FloodSettings {
 }
 
 /// `[nlu]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NluSettings {
     /// The knowledge base: a TOML file or a directory of them.
@@ -262,7 +309,7 @@ pub struct NluSettings {
 }
 
 /// `nlu.encoder`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EncoderKind {
     /// Lexical features only (the default; no model, no system libraries).
@@ -333,6 +380,26 @@ impl Settings {
         if !self.telegram.max_per_second.is_finite() || self.telegram.max_per_second < 0.0 {
             anyhow::bail!("telegram.max_per_second must be 0 (no pacing) or a positive number");
         }
+        if !self.server.listen.is_empty()
+            && self.server.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            anyhow::bail!(
+                "server.listen = {:?} is not an address; fix: an IP and a port such as \"127.0.0.1:9464\" (the default), or \"\" to turn the listener off",
+                self.server.listen
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            anyhow::bail!(
+                "log.level = {:?} is not a filter ({e}); fix: a level (error, warn, info, debug, trace), optionally with per-module levels such as \"info,kefu_telegram=debug\"",
+                self.log.level
+            );
+        }
+        let token = self.server.admin_token.expose();
+        if !token.is_empty() && token.len() < 16 {
+            anyhow::bail!(
+                "server.admin_token is too short to guard the admin endpoint; fix: set KEFU__SERVER__ADMIN_TOKEN to 16 or more random characters (e.g. `openssl rand -hex 32`)"
+            );
+        }
         Ok(())
     }
 
@@ -374,6 +441,7 @@ impl Settings {
             ("telegram.token", "KEFU__TELEGRAM__TOKEN"),
             ("telegram.webhook_secret", "KEFU__TELEGRAM__WEBHOOK_SECRET"),
             ("discord.token", "KEFU__DISCORD__TOKEN"),
+            ("server.admin_token", "KEFU__SERVER__ADMIN_TOKEN"),
         ] {
             if files.get_string(key).is_ok_and(|t| !t.is_empty()) {
                 return Err(anyhow::anyhow!(
@@ -541,6 +609,57 @@ mod tests {
         let err = Settings::load_with_env(dir.path(), env(&[])).expect_err("token in a file");
         assert!(
             format!("{err:#}").contains("KEFU__TELEGRAM__TOKEN"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn server_and_log_settings_are_checked_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings::load_with_env(dir.path(), env(&[])).expect("defaults load");
+        assert_eq!(s.server.listen, "127.0.0.1:9464");
+        assert!(s.server.admin_token.is_empty());
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.log.level, "info");
+
+        let s = Settings::load_with_env(
+            dir.path(),
+            env(&[
+                ("KEFU__SERVER__LISTEN", ""),
+                ("KEFU__SERVER__ADMIN_TOKEN", "0123456789abcdef-admin"),
+                ("KEFU__LOG__FORMAT", "json"),
+                ("KEFU__LOG__LEVEL", "warn,kefu_telegram=debug"),
+            ]),
+        )
+        .expect("env loads");
+        assert_eq!(s.server.listen, "", "empty turns the listener off");
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(
+            !format!("{s:?}").contains("abcdef-admin"),
+            "the token never shows"
+        );
+
+        for (key, value, named) in [
+            ("KEFU__SERVER__LISTEN", "localhost", "server.listen"),
+            ("KEFU__SERVER__ADMIN_TOKEN", "short", "server.admin_token"),
+            ("KEFU__LOG__LEVEL", "info,kefu=loud", "log.level"),
+            ("KEFU__LOG__FORMAT", "xml", "log.format"),
+        ] {
+            let err =
+                Settings::load_with_env(dir.path(), env(&[(key, value)])).expect_err("refused");
+            assert!(format!("{err:#}").contains(named), "{key}: {err:#}");
+        }
+
+        let text = EMBEDDED_DEFAULTS.replacen(
+            "admin_token = \"\"",
+            "admin_token = \"0123456789abcdef-admin\"",
+            1,
+        );
+        assert_ne!(text, EMBEDDED_DEFAULTS);
+        std::fs::write(dir.path().join("default.toml"), text).expect("write");
+        let err = Settings::load_with_env(dir.path(), env(&[])).expect_err("token in a file");
+        assert!(
+            format!("{err:#}").contains("KEFU__SERVER__ADMIN_TOKEN"),
             "{err:#}"
         );
     }

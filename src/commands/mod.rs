@@ -5,6 +5,7 @@ pub mod chat;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod ops;
 pub mod reload;
 pub mod report;
 pub mod run;
@@ -45,6 +46,28 @@ pub fn emit(text: &str) -> Result<(), Failure> {
             anyhow::Error::new(e).context("writing to stdout"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// Set when logs are JSON lines (`log.format = "json"`): the warnings commands print go through
+/// the log then, so every line on stderr is one JSON object.
+pub static JSON_LOGS: OnceLock<bool> = OnceLock::new();
+
+/// A warning for the operator on stderr: `warning: …`, or a log event when logs are JSON.
+pub fn warn(text: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::warn!("{text}");
+    } else {
+        eprintln!("warning: {text}");
+    }
+}
+
+/// A note for the operator on stderr: a plain line, or a log event when logs are JSON.
+pub fn note(text: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::info!("{text}");
+    } else {
+        eprintln!("{text}");
     }
 }
 
@@ -121,7 +144,7 @@ pub fn load_kb(path: &Path) -> Result<kefu_nlu::kb::KnowledgeBase, Failure> {
         }
     })?;
     for w in &kb.warnings {
-        eprintln!("warning: {w}");
+        warn(&w.to_string());
     }
     Ok(kb)
 }
@@ -166,10 +189,10 @@ fn load_thesaurus() -> Result<Option<Thesaurus>, Failure> {
     match Thesaurus::load(path, THESAURUS_DEPTH) {
         Ok(t) => Ok(Some(t)),
         Err(ThesaurusError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "warning: the thesaurus {} is missing, so Chinese words bring only their characters; fix: run models/fetch-cilin.sh, or set nlu.thesaurus = false",
+            warn(&format!(
+                "the thesaurus {} is missing, so Chinese words bring only their characters; fix: run models/fetch-cilin.sh, or set nlu.thesaurus = false",
                 path.display()
-            );
+            ));
             Ok(None)
         }
         Err(e) => Err(Failure::Other(e.into())),
@@ -264,7 +287,9 @@ pub async fn open_service(
         .context("handling messages left unprocessed by an earlier run")
         .map_err(Failure::Other)?;
     if recovered > 0 {
-        eprintln!("handled {recovered} message(s) left unprocessed by an earlier run");
+        note(&format!(
+            "handled {recovered} message(s) left unprocessed by an earlier run"
+        ));
     }
     Ok(service)
 }

@@ -3,6 +3,9 @@
 //! or its handling failed for now) is taken over once its claim expires, by this run's recovery
 //! loop or the next run's ([`kefu_service::Service::recover`]); an outbox row not yet sent stays
 //! pending and goes out after a restart.
+//!
+//! Beside the platforms it serves the operations endpoints (`server.listen`: health, readiness,
+//! metrics, KB reload; [`super::ops`]) and reloads the KB on SIGHUP.
 
 use std::path::Path;
 
@@ -22,15 +25,21 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
         )));
     }
     multi_thread_runtime()?.block_on(async {
-        let service = open_service(settings, kb).await?;
+        let service = std::sync::Arc::new(open_service(settings, kb).await?);
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let stop = std::sync::Arc::new(stop);
         let on_signal = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            eprintln!("stopping: finishing the message in hand");
+            tracing::info!("stopping: finishing the message in hand");
             let _ = on_signal.send(true);
         });
+        let ops = super::ops::Ops::new(service.clone(), settings, kb);
+        let ops_server = super::ops::serve(ops.clone(), &settings.server.listen, shutdown.clone());
+        let sighup = super::ops::reload_on_sighup(ops.clone(), shutdown.clone());
+        // The KB is reloaded when its files change, too.
+        let watcher =
+            super::reload::watch(&service, kb, shutdown.clone(), |r| ops.record_reload(r));
         // One adapter failing (bad token, unreachable API) stops the other: the process exits
         // with the error instead of running half-configured.
         let stop_all = |r: Result<(), Failure>| {
@@ -43,7 +52,7 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             if !telegram {
                 return Ok(());
             }
-            eprintln!("telegram: starting (api {})", settings.telegram.api_url);
+            tracing::info!(api = %settings.telegram.api_url, "telegram: starting");
             stop_all(
                 kefu_telegram::run(
                     &service,
@@ -58,7 +67,7 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             if !discord {
                 return Ok(());
             }
-            eprintln!("discord: starting (api {})", settings.discord.api_url);
+            tracing::info!(api = %settings.discord.api_url, "discord: starting");
             stop_all(
                 kefu_discord::run(
                     &service,
@@ -70,11 +79,18 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             )
         };
         let recovery = recover_loop(&service, shutdown.clone());
-        let (t, d, ()) = tokio::join!(telegram_run, discord_run, recovery);
+        let (t, d, (), (), (), ()) = tokio::join!(
+            telegram_run,
+            discord_run,
+            recovery,
+            ops_server,
+            sighup,
+            watcher
+        );
         service.store().close().await;
         let result = t.and(d);
         if result.is_ok() {
-            eprintln!("stopped");
+            tracing::info!("stopped");
         }
         result
     })

@@ -230,6 +230,15 @@ pub fn stale_button(lang: Lang) -> String {
     )
 }
 
+/// An option of "A or B?" chosen after the KB was updated and that topic is no longer in it.
+pub fn option_gone(lang: Lang) -> String {
+    t(
+        lang,
+        "抱歉，我的问答内容刚刚更新了，您选的这个选项已经不在了。请再说一下您的问题，我重新为您解答。",
+        "Sorry, my answers were just updated and the option you chose is no longer there. Please ask your question again.",
+    )
+}
+
 /// A message without text (a photo, a sticker).
 pub fn text_only(lang: Lang) -> String {
     t(

@@ -35,6 +35,9 @@
 //!   reply ([`ConversationState::closed`]).
 //! - A message with two clear questions in separate clauses ([`crate::clauses`]) gets the first
 //!   answered and the second offered as a button.
+//! - The KB can be reloaded while "A or B?" waits: choosing an option it no longer has says the
+//!   answers changed and asks for the question again (idle, not an error), the other option can
+//!   still be chosen, and a clear new question is answered without asking the stale one again.
 //! - When the engine hands over although its best intent alone reaches its own clarify threshold
 //!   (the out-of-scope class outscored the second intent), the bot asks "A or B?" instead: on
 //!   CLINC150's development split this turns 26 hand-overs into questions, 19 of them with the
@@ -323,7 +326,12 @@ impl Turn<'_, '_> {
                 Some(intent),
             ),
             (Phase::Clarifying { first, second }, Some(Command::Number(n))) if n <= 2 => {
-                self.answer_intent(if n == 1 { &first } else { &second }, false);
+                self.pick_option(if n == 1 { &first } else { &second });
+            }
+            (Phase::Clarifying { first, second }, Some(Command::Pick(id)))
+                if id == first || id == second =>
+            {
+                self.pick_option(&id);
             }
             (Phase::Clarifying { .. }, Some(Command::Neither | Command::No)) => {
                 self.offer_human(OfferCause::Neither, EscalationReason::NeitherOption, None)
@@ -582,10 +590,39 @@ impl Turn<'_, '_> {
                 let id = m.decision.as_ref().and_then(|d| d.intent.clone());
                 self.close(id.as_deref());
             }
+            // "A or B?" whose options the KB no longer has (it was reloaded since): not asked
+            // again, the question is answered as a fresh one.
+            Some(Clear::Faq(id) | Clear::SmallTalk(id)) if self.stale_clarification(phase) => {
+                self.state.phase = Phase::Idle;
+                self.answer_intent(&id, first_contact);
+            }
             Some(Clear::Faq(id) | Clear::SmallTalk(id)) => {
                 let answer = self.answer_text(&id);
                 self.resume(answer);
             }
+        }
+    }
+
+    /// True for a pending "A or B?" with an option the KB no longer has: the KB was reloaded
+    /// since it was asked.
+    fn stale_clarification(&self, phase: &Phase) -> bool {
+        match phase {
+            Phase::Clarifying { first, second } => {
+                self.ctx.kb.intent(first).is_none() || self.ctx.kb.intent(second).is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// One option of "A or B?" chosen (its button, its number). An option the KB no longer has
+    /// (the KB was reloaded since the question was asked) is not an error: the user is told the
+    /// answers changed and asked for the question again, and the conversation is idle.
+    fn pick_option(&mut self, id: &str) {
+        if self.ctx.kb.intent(id).is_some() {
+            self.answer_intent(id, false);
+        } else {
+            self.state.phase = Phase::Idle;
+            self.reply(msg::option_gone(self.lang()));
         }
     }
 

@@ -34,6 +34,7 @@ use kefu_store::OutboxMessage;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::metrics::DeliveryOutcome;
 use crate::{Service, error_chain};
 
 /// What a platform said to one delivery.
@@ -351,6 +352,13 @@ async fn open_space<D: Deliver>(
 /// Writes the outcome to the outbox (a few tries: an unrecorded success would be sent again).
 async fn record(service: &Service, row: &OutboxMessage, outcome: Outcome) {
     let now = Utc::now();
+    let counted = match &outcome {
+        Outcome::Sent(_) => DeliveryOutcome::sent,
+        Outcome::RetryAfter(_) => DeliveryOutcome::retry_after,
+        Outcome::Transient(_) => DeliveryOutcome::transient,
+        Outcome::Permanent(_) => DeliveryOutcome::permanent,
+    };
+    service.metrics().delivery(&row.platform, counted);
     for attempt in 0..3u64 {
         let result = match &outcome {
             Outcome::Sent(id) => {

@@ -66,6 +66,8 @@ struct Message<'a> {
     pressed: bool,
     /// The text was longer than the service keeps.
     cut: bool,
+    /// When this process received it (None when taken over from an earlier handler).
+    received: Option<std::time::Instant>,
 }
 
 impl Service {
@@ -76,6 +78,7 @@ impl Service {
     /// it with [`Service::record_unstorable`] and acknowledge it, so it does not block the
     /// messages after it. Every `Ok` means the update can be acknowledged.
     pub async fn handle_inbound(&self, inbound: &Inbound, now: DateTime<Utc>) -> Result<Handled> {
+        let received = std::time::Instant::now();
         let engine = self.engine().ok_or(ServiceError::NoEngine)?;
         let clean = kefu_core::text::sanitize(&inbound.text);
         let (text, cut) = kefu_core::text::cap(&clean, self.config.max_message_bytes);
@@ -98,6 +101,7 @@ impl Service {
             InboundOutcome::Duplicate => return Ok(Handled::Duplicate),
             InboundOutcome::New(id) => id,
         };
+        self.metrics.inbound(&stored.conversation.platform);
         let message = Message {
             id,
             conversation: &stored.conversation,
@@ -109,6 +113,7 @@ impl Service {
             attachments: &inbound.attachments,
             pressed: inbound.pressed,
             cut,
+            received: Some(received),
         };
         Ok(self.settle(&engine, message, now).await)
     }
@@ -253,7 +258,13 @@ impl Service {
         // the ticket waits in the queue).
         let bot_may_answer = state.held_by_staff().is_none();
         let (prefix, _) = kefu_core::text::cap(&text, CLASSIFY_BYTES);
-        let decision = bot_may_answer.then(|| engine.decide(prefix));
+        let decision = bot_may_answer.then(|| {
+            let started = std::time::Instant::now();
+            let decision = engine.decide(prefix);
+            self.metrics.nlu_time(started.elapsed());
+            decision
+        });
+        let counted_decision = decision.clone();
         // Each clause of a message that asks two things, for the policy to answer both.
         let clauses = if bot_may_answer {
             kefu_core::clauses::decide(engine, prefix)
@@ -321,12 +332,25 @@ impl Service {
         }
         turn.flush().await?;
         let enqueued = turn.enqueued;
+        let counted = std::mem::take(&mut turn.counted);
         let mut tx = turn.tx;
         tx.save_conversation(conversation.id, &serde_json::to_value(&step.state)?, now)
             .await?;
         tx.commit().await?;
         if enqueued {
             self.outbox_changed();
+        }
+        // Counted once the turn is real.
+        let platform = &m.conversation.platform;
+        counted.record(&self.metrics);
+        if let Some(d) = &counted_decision {
+            self.metrics.decision(d);
+        }
+        if !secrets.is_empty() {
+            self.metrics.secrets_redacted(platform, secrets.len());
+        }
+        if let (true, Some(received)) = (enqueued, m.received) {
+            self.metrics.reply_enqueued(platform, received.elapsed());
         }
         Ok(Handled::Processed {
             secret_redacted: !secrets.is_empty(),
@@ -389,6 +413,7 @@ fn stored_message(m: &StoredInbound) -> Message<'_> {
         attachments: &m.attachments,
         pressed: m.pressed,
         cut: false,
+        received: None,
     }
 }
 

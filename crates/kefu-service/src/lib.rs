@@ -13,6 +13,7 @@
 //!   rows for users and for every staff space).
 //! - [`delivery`]: the delivery worker, generic over the small [`delivery::Deliver`] trait each
 //!   platform adapter implements.
+//! - [`metrics`]: what the service counts and measures, for Prometheus ([`Service::scrape`]).
 //! - `directory`: the look-ups adapters need on every event (is this channel a ticket's staff
 //!   space? where does this conversation continue?), answered from a cache kept current.
 //!
@@ -42,6 +43,7 @@ pub mod delivery;
 mod directory;
 mod inbound;
 pub mod leadership;
+pub mod metrics;
 mod staff;
 mod turn;
 
@@ -184,6 +186,8 @@ pub struct Service {
     directory: directory::Directory,
     /// The platform connections this process leads or stands by for.
     roles: leadership::Roles,
+    /// Counters and histograms of what this process did.
+    metrics: metrics::Metrics,
 }
 
 /// Characters of a ticket code: no 0/O, 1/I/L, so it reads unambiguously over the phone.
@@ -231,6 +235,7 @@ impl Service {
             outbox_ready: Notify::new(),
             directory: directory::Directory::default(),
             roles: leadership::Roles::default(),
+            metrics: metrics::Metrics::new(),
         }
     }
 

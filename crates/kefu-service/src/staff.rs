@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use kefu_core::Event;
 use kefu_core::delivery::{Delivery, StaffPost};
-use kefu_core::model::{Ticket, TicketStatus};
+use kefu_core::model::{Sender, Ticket, TicketStatus};
 use kefu_core::staff::{self as text, StaffAction, StaffOutcome};
 use kefu_core::state::Lang;
 use kefu_core::{Context, Flood, QueueInfo};
@@ -244,6 +244,21 @@ impl Service {
             tx.rollback().await?;
             return Ok(outcome);
         };
+        // For the metrics, counted once the transaction commits.
+        let claimed = matches!(
+            notice,
+            Notice::Claimed | Notice::Reply { claimed: true, .. }
+        );
+        let resolved = matches!(notice, Notice::Resolved);
+        let first_response = if matches!(notice, Notice::Reply { .. }) {
+            let lines = tx.transcript(&ticket.conversation).await?;
+            let answered = lines
+                .iter()
+                .any(|l| matches!(l.sender, Sender::Staff(_)) && l.at >= ticket.created_at);
+            (!answered).then(|| (now - ticket.created_at).to_std().unwrap_or_default())
+        } else {
+            None
+        };
         // The policy step applies to the conversation as it stood before this action: if its
         // state lost track of the ticket (closed by an older version, changed by hand), it is
         // first put back where the ticket stood, so the user is never left stuck.
@@ -319,12 +334,23 @@ impl Service {
             }
         }
         let enqueued = turn.enqueued;
+        let counted = std::mem::take(&mut turn.counted);
         let mut tx = turn.tx;
         tx.save_conversation(conversation.id, &serde_json::to_value(&step.state)?, now)
             .await?;
         tx.commit().await?;
         if enqueued {
             self.outbox_changed();
+        }
+        counted.record(&self.metrics);
+        if claimed {
+            self.metrics.ticket_claimed(ticket.priority);
+        }
+        if resolved {
+            self.metrics.ticket_resolved(ticket.priority);
+        }
+        if let Some(took) = first_response {
+            self.metrics.first_response(ticket.priority, took);
         }
         Ok(outcome)
     }

@@ -35,6 +35,29 @@ pub(crate) struct Turn<'a> {
     pending: Option<(String, Vec<Button>)>,
     /// Whether anything went into the outbox.
     pub(crate) enqueued: bool,
+    /// What the metrics count once the transaction commits.
+    pub(crate) counted: Counted,
+}
+
+/// Events of a turn that the metrics count once its transaction committed.
+#[derive(Debug, Default)]
+pub(crate) struct Counted {
+    /// Priorities of the tickets opened.
+    pub(crate) opened: Vec<kefu_core::model::Priority>,
+    /// Ratings recorded.
+    pub(crate) ratings: Vec<u8>,
+}
+
+impl Counted {
+    /// Records them (call after the commit).
+    pub(crate) fn record(&self, metrics: &crate::metrics::Metrics) {
+        for p in &self.opened {
+            metrics.ticket_opened(*p);
+        }
+        for score in &self.ratings {
+            metrics.rating(*score);
+        }
+    }
 }
 
 impl<'a> Turn<'a> {
@@ -66,6 +89,7 @@ impl<'a> Turn<'a> {
             now,
             pending: None,
             enqueued: false,
+            counted: Counted::default(),
         }
     }
 
@@ -322,6 +346,7 @@ impl<'a> Turn<'a> {
                         .await?;
                 }
                 self.open_staff_spaces(&ticket).await?;
+                self.counted.opened.push(ticket.priority);
                 self.ticket = Some(ticket);
             }
             Action::CancelTicket { ticket } => {
@@ -360,6 +385,7 @@ impl<'a> Turn<'a> {
                     self.tx
                         .record_rating(t.id, score, comment.as_deref(), self.now)
                         .await?;
+                    self.counted.ratings.push(score);
                 }
             }
             Action::SendTranscript { header } => {

@@ -538,6 +538,75 @@ fn neither_offers_a_human() {
     );
 }
 
+/// The world after a KB reload that removed `withdrawal.pending`, one of [`clarifying`]'s options.
+fn world_without_pending() -> World {
+    let mut w = World::new();
+    w.kb.intents.retain(|i| i.id != "withdrawal.pending");
+    assert!(w.kb.intent("withdrawal.pending").is_none());
+    w
+}
+
+#[test]
+fn choosing_an_option_the_reloaded_kb_no_longer_has_asks_for_the_question_again() {
+    let w = world_without_pending();
+    for pressed in ["/pick withdrawal.pending", "1"] {
+        let step = w.say(&clarifying(), pressed, None);
+        assert_eq!(
+            texts(&step),
+            [msg::option_gone(Lang::Zh).as_str()],
+            "{pressed}"
+        );
+        assert_eq!(step.state.phase, Phase::Idle, "{pressed}");
+        assert!(!has_miss(&step), "{pressed}");
+    }
+    let step = w.say(&english(clarifying()), "1", None);
+    assert!(
+        texts(&step)[0].contains("no longer there"),
+        "{:?}",
+        texts(&step)
+    );
+}
+
+#[test]
+fn the_option_the_reloaded_kb_still_has_can_still_be_chosen() {
+    let w = world_without_pending();
+    for pressed in ["/pick withdrawal.failed", "2"] {
+        let step = w.say(&clarifying(), pressed, None);
+        assert!(
+            texts(&step)[0].starts_with("请检查地址和网络。"),
+            "{pressed}"
+        );
+        assert!(matches!(step.state.phase, Phase::AwaitingFeedback { .. }));
+    }
+}
+
+#[test]
+fn a_clear_question_after_a_reload_removed_an_option_is_answered_without_asking_again() {
+    let w = world_without_pending();
+    let step = w.say(&clarifying(), "提币失败", answer("withdrawal.failed"));
+    let r = replies(&step);
+    assert_eq!(r.len(), 1, "{:?}", texts(&step));
+    assert!(r[0].text.starts_with("请检查地址和网络。"), "{}", r[0].text);
+    assert!(
+        !payloads(r[0]).iter().any(|p| p.starts_with("/pick")),
+        "the stale question is not asked again: {:?}",
+        payloads(r[0])
+    );
+    assert_eq!(
+        step.state.phase,
+        Phase::AwaitingFeedback {
+            intent: "withdrawal.failed".into()
+        }
+    );
+    // Both options gone (a KB rewritten): neither pick nor "neither" is an error.
+    let mut w = world_without_pending();
+    w.kb.intents.retain(|i| i.id != "withdrawal.failed");
+    let step = w.say(&clarifying(), "/pick withdrawal.failed", None);
+    assert_eq!(texts(&step), [msg::option_gone(Lang::Zh).as_str()]);
+    let step = w.say(&clarifying(), "/neither", None);
+    assert!(texts(&step)[0].contains("转接人工客服"));
+}
+
 #[test]
 fn a_new_question_instead_of_feedback_is_answered() {
     let w = World::new();
