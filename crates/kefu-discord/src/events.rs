@@ -153,10 +153,15 @@ impl Adapter<'_> {
         let shards = client.shard_manager.clone();
         tracing::info!(shard, total, "discord: opening the gateway");
         let mut gateway = tokio::spawn(async move { client.start_shard(shard, total).await });
-        if shard == 0 {
-            self.catch_up(&events_for_catch_up).await;
-        }
+        // Beside the gateway, not before it: a stop must not wait for a long catch-up.
+        let catch_up = async {
+            if shard == 0 {
+                self.catch_up(&events_for_catch_up).await;
+            }
+            std::future::pending::<()>().await;
+        };
         tokio::select! {
+            () = catch_up => {}
             _ = stop.wait_for(|s| *s) => {}
             r = &mut gateway => {
                 match r {
@@ -168,8 +173,17 @@ impl Adapter<'_> {
             }
         }
         shards.shutdown_all().await;
-        let _ = tokio::time::timeout(GATEWAY_STOP, gateway).await;
-        tracing::info!(shard, "discord: gateway closed");
+        if tokio::time::timeout(GATEWAY_STOP, &mut gateway)
+            .await
+            .is_err()
+        {
+            // Its event handler holds a sender of the event queue, which must close for the
+            // processing loop to end.
+            gateway.abort();
+            tracing::warn!(shard, "discord: the gateway did not close in time; stopped");
+        } else {
+            tracing::info!(shard, "discord: gateway closed");
+        }
     }
 
     /// A new gateway session hears nothing of what was written before it opened: what users wrote
