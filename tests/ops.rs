@@ -794,3 +794,44 @@ fn the_systemd_unit_verifies() {
         .collect();
     assert!(problems.is_empty(), "systemd-analyze verify: {stderr}");
 }
+
+/// SIGHUP reloads the KB (what `systemctl reload kefu` sends): the new file's intent is answered
+/// and the reload is counted; the chat goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_kb() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kb = copy_kb(dir.path());
+    let kb_arg = kb.display().to_string();
+    let fake = Fake::start().await;
+    let bot = Bot::start(&fake, None, &[("KEFU__NLU__KB", &kb_arg)]).await;
+    let before = bot.metrics().await;
+    assert_eq!(
+        value(&before, "kefu_kb_reloads_total{outcome=\"ok\"}"),
+        0.0,
+        "no reload yet"
+    );
+    // Unchanged files: the watcher does nothing; SIGHUP reloads anyway.
+    let status = Command::new("kill")
+        .args(["-HUP", &bot.child.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    bot.metrics_until("the SIGHUP reload counted", |m| {
+        value(m, "kefu_kb_reloads_total{outcome=\"ok\"}") >= 1.0
+    })
+    .await;
+    let log = std::fs::read_to_string(&bot.log).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("reload requested") && l.contains("SIGHUP")),
+        "the log names the trigger: {log}"
+    );
+    // The process still serves after the swap.
+    fake.push(dm(1, 10, USER, "USDT提不出来"));
+    fake.wait_for("an answer after the reload", |r| {
+        r.method == "sendmessage" && !text(r).is_empty()
+    })
+    .await;
+    let (status, _) = bot.get("/healthz").await;
+    assert_eq!(status, 200);
+}
