@@ -142,6 +142,28 @@ impl Drop for Schema {
     }
 }
 
+/// `kefu status --json` on the database `url`.
+fn kefu_status(url: &str) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    cmd.args(["status", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KEFU") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .env("KEFU__DATABASE__URL", url)
+        .output()
+        .expect("kefu status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("kefu status --json prints JSON")
+}
+
 /// The pid in an instance id (`{host}-{pid}-{salt}`, `kefu_service::instance_id`).
 fn pid_of_instance(owner: &str) -> Option<u32> {
     let mut parts = owner.rsplit('-');
@@ -693,6 +715,20 @@ async fn two_instances_run_each_connection_once_answer_once_and_fail_over() {
 
     // Both up: for each connection, one instance leads and the other stands by.
     let (tg_leader, dc_leader) = wait_roles(&scene, &bots).await;
+    // `kefu status` shows the same from outside: who runs each connection.
+    let status = kefu_status(&schema.url);
+    for (lease, leader) in [(telegram_lease(), tg_leader), (discord_lease(), dc_leader)] {
+        let row = status["connections"]
+            .as_array()
+            .and_then(|c| c.iter().find(|r| r["connection"] == json!(lease)))
+            .unwrap_or_else(|| panic!("{lease} in kefu status: {status}"));
+        assert_eq!(row["live"], json!(true), "{status}");
+        assert_eq!(
+            row["instance"].as_str().and_then(pid_of_instance),
+            Some(leader),
+            "{status}"
+        );
+    }
     eprintln!(
         "both instances up after {:.1} s; Telegram leader {tg_leader}, Discord leader {dc_leader}",
         started.elapsed().as_secs_f64()
