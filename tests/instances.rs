@@ -349,6 +349,52 @@ impl Updates {
     }
 }
 
+/// A user asks for a human ("转人工") and staff claim the ticket from its summary post's button;
+/// returns the ticket's forum topic once the user was told staff joined.
+async fn open_and_claim(telegram: &fake_telegram::Fake, ids: &mut Updates) -> i64 {
+    telegram.push(dm(ids.next(), 10, USER, "转人工"));
+    let summary = wait(
+        "the ticket's summary post in the staff forum",
+        || async {
+            telegram.requests().into_iter().find(|r| {
+                r.method == "sendmessage"
+                    && !r.limited
+                    && r.body["chat_id"] == json!(STAFF_CHAT)
+                    && buttons(r).iter().any(|(l, _)| l == "Claim")
+            })
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), STAFF_CHAT)),
+    )
+    .await;
+    let thread = summary.body["message_thread_id"]
+        .as_i64()
+        .expect("in a topic");
+    let claim = buttons(&summary)
+        .into_iter()
+        .find(|(l, _)| l == "Claim")
+        .expect("Claim")
+        .1;
+    telegram.push(callback(
+        ids.next(),
+        "cb-claim",
+        STAFF_ID,
+        STAFF_CHAT,
+        &claim,
+    ));
+    wait(
+        "the staff-joined message to the user",
+        || async {
+            telegram_texts(&telegram.requests(), USER)
+                .iter()
+                .any(|t| t.contains("Bob"))
+                .then_some(())
+        },
+        || format!("{:#?}", telegram_texts(&telegram.requests(), USER)),
+    )
+    .await;
+    thread
+}
+
 /// Pushes one question from each of `users` (a question each, from [`QUESTIONS`]).
 fn ask_telegram(fake: &fake_telegram::Fake, ids: &mut Updates, users: &[i64]) {
     for (i, &user) in users.iter().enumerate() {
@@ -744,46 +790,7 @@ async fn two_instances_run_each_connection_once_answer_once_and_fail_over() {
     let dc_users: Vec<u64> = (1..=3).map(dc_user).collect();
     ask_telegram(&telegram, &mut ids, &tg_users);
     ask_discord(&discord, &dc_users);
-    telegram.push(dm(ids.next(), 10, USER, "转人工"));
-    let summary = wait(
-        "the ticket's summary post in the staff forum",
-        || async {
-            telegram.requests().into_iter().find(|r| {
-                r.method == "sendmessage"
-                    && !r.limited
-                    && r.body["chat_id"] == json!(STAFF_CHAT)
-                    && buttons(r).iter().any(|(l, _)| l == "Claim")
-            })
-        },
-        || format!("{:#?}", telegram_texts(&telegram.requests(), STAFF_CHAT)),
-    )
-    .await;
-    let thread = summary.body["message_thread_id"]
-        .as_i64()
-        .expect("in a topic");
-    let claim = buttons(&summary)
-        .into_iter()
-        .find(|(l, _)| l == "Claim")
-        .expect("Claim")
-        .1;
-    telegram.push(callback(
-        ids.next(),
-        "cb-claim",
-        STAFF_ID,
-        STAFF_CHAT,
-        &claim,
-    ));
-    wait(
-        "the staff-joined message to the user",
-        || async {
-            telegram_texts(&telegram.requests(), USER)
-                .iter()
-                .any(|t| t.contains("Bob"))
-                .then_some(())
-        },
-        || format!("{:#?}", telegram_texts(&telegram.requests(), USER)),
-    )
-    .await;
+    let thread = open_and_claim(&telegram, &mut ids).await;
     telegram.push(dm(ids.next(), 11, USER, "订单号 12345"));
     wait(
         "an answer to every question",
@@ -931,43 +938,7 @@ async fn a_chat_the_database_refuses_for_now_holds_back_only_itself() {
 
     // A ticket, claimed, so that staff text in its topic is relayed to the user.
     let mut ids = Updates(0);
-    telegram.push(dm(ids.next(), 10, USER, "转人工"));
-    let summary = wait(
-        "the ticket's summary post",
-        || async {
-            telegram.requests().into_iter().find(|r| {
-                r.method == "sendmessage"
-                    && r.body["chat_id"] == json!(STAFF_CHAT)
-                    && buttons(r).iter().any(|(l, _)| l == "Claim")
-            })
-        },
-        || format!("{:#?}", telegram_texts(&telegram.requests(), STAFF_CHAT)),
-    )
-    .await;
-    let thread = summary.body["message_thread_id"].as_i64().expect("topic");
-    let claim = buttons(&summary)
-        .into_iter()
-        .find(|(l, _)| l == "Claim")
-        .expect("Claim")
-        .1;
-    telegram.push(callback(
-        ids.next(),
-        "cb-claim",
-        STAFF_ID,
-        STAFF_CHAT,
-        &claim,
-    ));
-    wait(
-        "the staff-joined message",
-        || async {
-            telegram_texts(&telegram.requests(), USER)
-                .iter()
-                .any(|t| t.contains("Bob"))
-                .then_some(())
-        },
-        || format!("{:#?}", telegram_texts(&telegram.requests(), USER)),
-    )
-    .await;
+    let thread = open_and_claim(&telegram, &mut ids).await;
 
     // The database refuses the held user's messages with a transient error.
     const HELD: i64 = 2001;
