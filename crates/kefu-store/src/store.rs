@@ -27,6 +27,18 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a SQLite migration is tried while other processes migrate the same file.
 const MIGRATE_ATTEMPTS: u32 = 10;
 
+/// Whether an error is SQLite's "database is locked" / "table is locked" (`SQLITE_BUSY`,
+/// `SQLITE_LOCKED`, with any extended code).
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e
+            .code()
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
 /// Refuses database URLs that cannot work, before a driver turns them into a confusing error
 /// later ("no such table" from an empty path, a hang from an in-memory database split over a
 /// pool's connections).
@@ -148,15 +160,31 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    url: shown.clone(),
-                    source,
-                })?;
+            // A new file is switched to WAL by its first connection, which needs the file's
+            // exclusive lock; SQLite answers "database is locked" at once (the busy timeout does
+            // not apply) when another process is doing the same. Such a first connection is
+            // retried: the file is then in WAL mode and the retry only reads that.
+            let mut attempt = 0u32;
+            let pool = loop {
+                attempt += 1;
+                match SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect.clone())
+                    .await
+                {
+                    Ok(pool) => break pool,
+                    Err(source) if is_sqlite_busy(&source) && attempt < MIGRATE_ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    }
+                    Err(source) => {
+                        return Err(StoreError::Connect {
+                            url: shown.clone(),
+                            source,
+                        });
+                    }
+                }
+            };
             Self::Sqlite(pool)
         } else {
             return Err(StoreError::UnsupportedUrl { url: shown });
