@@ -7,18 +7,28 @@
 use chrono::Utc;
 use kefu_core::staff::{self as text, StaffAction};
 use kefu_service::{ServiceError, StaffActor, StaffOutcome};
-use serenity::all::{ComponentInteraction, CreateInteractionResponseFollowup, Message, RoleId};
+use serenity::all::{
+    ComponentInteraction, CreateInteractionResponseFollowup, Message, RoleId, UserId,
+};
 
 use crate::{Adapter, PLATFORM, display_name};
 
 impl Adapter<'_> {
-    fn actor(&self, name: String, locale: Option<&str>, reply_to: Option<String>) -> StaffActor {
+    /// The staff member `user` (shown as `name`) acting from the staff channel.
+    fn actor(
+        &self,
+        user: UserId,
+        name: String,
+        locale: Option<&str>,
+        reply_to: Option<String>,
+    ) -> StaffActor {
         StaffActor {
             name,
             space: Some(PLATFORM.to_owned()),
             post_refusal: reply_to.is_some(),
             reply_to,
             lang: locale.and_then(text::lang_of_locale),
+            platform_user_id: Some(user.to_string()),
         }
     }
 
@@ -32,7 +42,12 @@ impl Adapter<'_> {
         if !self.is_staff(msg.author.id, roles) || msg.content.trim().is_empty() {
             return Ok(());
         }
-        let actor = self.actor(display_name(&msg.author), None, Some(msg.id.to_string()));
+        let actor = self.actor(
+            msg.author.id,
+            display_name(&msg.author),
+            None,
+            Some(msg.id.to_string()),
+        );
         self.service
             .staff_action(
                 &actor,
@@ -52,7 +67,12 @@ impl Adapter<'_> {
         let Some((action, ticket)) = text::parse_button(&press.data.custom_id) else {
             return Ok(());
         };
-        let actor = self.actor(display_name(&press.user), Some(&press.locale), None);
+        let actor = self.actor(
+            press.user.id,
+            display_name(&press.user),
+            Some(&press.locale),
+            None,
+        );
         let outcome = self
             .service
             .staff_action(&actor, ticket, action.clone(), Utc::now())

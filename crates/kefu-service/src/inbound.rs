@@ -314,6 +314,9 @@ impl Service {
             now,
         );
         turn.user_line(m.sent_at, line_text).await?;
+        if let Some(d) = &counted_decision {
+            turn.record_decision(d).await?;
+        }
         if m.cut && step.state.held_by_staff().is_none() {
             let notice = kefu_core::messages::message_cut(step.state.language);
             turn.apply(Action::Reply(Reply {

@@ -8,7 +8,10 @@
 //! - `inbound`: [`Service::handle_inbound`] and [`Service::recover`] — a user's message from
 //!   the platform to a committed turn.
 //! - `staff`: [`Service::staff_action`] — claim, reply, resolve, release, each with its policy
-//!   step in one transaction.
+//!   step in one transaction; an actor linked to a staff account acts under the account's name.
+//! - [`accounts`]: staff accounts for the console — passwords, sign-in with throttling,
+//!   sessions, API tokens, links to Telegram and Discord users.
+//! - [`reports`]: [`Service::report`], the console's daily counts, medians and ratings.
 //! - `turn`: the effects of one policy step inside its transaction (transcript, tickets, outbox
 //!   rows for users and for every staff space).
 //! - [`delivery`]: the delivery worker, generic over the small [`delivery::Deliver`] trait each
@@ -39,11 +42,13 @@
 //!
 //! This crate knows no chat platform: adapters convert their updates at the edge.
 
+pub mod accounts;
 pub mod delivery;
 mod directory;
 mod inbound;
 pub mod leadership;
 pub mod metrics;
+pub mod reports;
 mod staff;
 mod turn;
 
@@ -58,8 +63,10 @@ use kefu_nlu::kb::{KnowledgeBase, Meta, Vocabulary};
 use kefu_store::{Store, StoreError};
 use tokio::sync::Notify;
 
+pub use accounts::{AccountError, LoginOutcome, StaffAccount, StaffRole, StaffSession};
 pub use inbound::Handled;
 pub use kefu_core::staff::{StaffAction, StaffOutcome};
+pub use reports::{Report, ReportDay};
 pub use staff::StaffActor;
 
 /// Why the service could not do something.
@@ -71,9 +78,12 @@ pub enum ServiceError {
     /// A conversation state could not be encoded.
     #[error("cannot encode conversation state: {0}")]
     State(#[from] serde_json::Error),
-    /// The operating system gave no randomness for a ticket code.
-    #[error("cannot generate a ticket code: {0}")]
+    /// The operating system gave no randomness (for a ticket code, a token, a salt).
+    #[error("cannot get randomness from the operating system: {0}")]
     Random(getrandom::Error),
+    /// A staff account could not be created or changed as asked.
+    #[error(transparent)]
+    Account(#[from] accounts::AccountError),
     /// A user message arrived at a service built without the NLU (the staff desk).
     #[error("this service was built without the NLU engine and cannot answer users")]
     NoEngine,
@@ -86,7 +96,7 @@ impl ServiceError {
         match self {
             Self::Store(e) => e.is_transient(),
             Self::Random(_) => true,
-            Self::State(_) | Self::NoEngine => false,
+            Self::State(_) | Self::NoEngine | Self::Account(_) => false,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct StaffActor {
     pub post_refusal: bool,
     /// The language of the refusal, when the platform says which the person uses.
     pub lang: Option<Lang>,
+    /// The person's user id on the platform of `space`: when a staff account is linked to it,
+    /// the action is taken under the account's name instead of `name`.
+    pub platform_user_id: Option<String>,
 }
 
 impl StaffActor {
@@ -42,6 +45,7 @@ impl StaffActor {
             reply_to: None,
             post_refusal: false,
             lang: None,
+            platform_user_id: None,
         }
     }
 }
@@ -49,7 +53,8 @@ impl StaffActor {
 impl Service {
     /// A staff action on a ticket, with its policy step, in one transaction. Of several staff
     /// members claiming at once exactly one wins; a reply to a queued ticket claims it first; only
-    /// the holder resolves or releases.
+    /// the holder resolves or releases. An actor from a staff space whose platform user id is
+    /// linked to a staff account acts under the account's name.
     pub async fn staff_action(
         &self,
         actor: &StaffActor,
@@ -57,6 +62,8 @@ impl Service {
         action: StaffAction,
         now: DateTime<Utc>,
     ) -> Result<StaffOutcome> {
+        let resolved = self.resolve_actor(actor).await?;
+        let actor = resolved.as_ref().unwrap_or(actor);
         let span = tracing::info_span!(
             "staff",
             ticket = ticket_id,
@@ -72,6 +79,21 @@ impl Service {
                 .await?;
         }
         Ok(outcome)
+    }
+
+    /// The actor under its staff account's name, when its platform user id is linked to one
+    /// (`None`: act as given).
+    async fn resolve_actor(&self, actor: &StaffActor) -> Result<Option<StaffActor>> {
+        let (Some(space), Some(user_id)) = (&actor.space, &actor.platform_user_id) else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.staff_by_platform_id(space, user_id).await? else {
+            return Ok(None);
+        };
+        Ok((account.name != actor.name).then(|| StaffActor {
+            name: account.name,
+            ..actor.clone()
+        }))
     }
 
     /// [`staff_action`](Self::staff_action) `Claim` by `staff` (desk, console).

@@ -9,6 +9,7 @@ use kefu_core::delivery::{Delivery, Forward, StaffFile, StaffPost};
 use kefu_core::model::{Attachment, Button, ConversationRef, Outgoing, Redacted, Sender, Ticket};
 use kefu_core::render::ticket_title;
 use kefu_core::staff;
+use kefu_nlu::engine::{Decision, DecisionKind};
 use kefu_store::{Miss, NewLine, NewTicket, UnitOfWork};
 
 use crate::{Result, Service};
@@ -60,6 +61,18 @@ impl Counted {
     }
 }
 
+/// A bot decision as stored for the reports: `answer`, `clarify`, `escalate`, or `out_of_scope`
+/// for an escalation whose most likely class is "none of the KB's topics" (as the metrics count
+/// it).
+pub(crate) fn decision_kind(d: &Decision) -> &'static str {
+    match d.decision {
+        DecisionKind::Answer => "answer",
+        DecisionKind::Clarify => "clarify",
+        DecisionKind::Escalate if d.out_of_scope >= d.confidence => "out_of_scope",
+        DecisionKind::Escalate => "escalate",
+    }
+}
+
 impl<'a> Turn<'a> {
     #[allow(
         clippy::too_many_arguments,
@@ -91,6 +104,14 @@ impl<'a> Turn<'a> {
             enqueued: false,
             counted: Counted::default(),
         }
+    }
+
+    /// Records what the bot decided for the message, with the turn.
+    pub(crate) async fn record_decision(&mut self, decision: &Decision) -> Result<()> {
+        self.tx
+            .record_decision(decision_kind(decision), self.now)
+            .await?;
+        Ok(())
     }
 
     /// Writes the user's line to the transcript (tagged with the open ticket).

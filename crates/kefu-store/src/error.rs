@@ -97,6 +97,22 @@ pub enum StoreError {
         route: String,
     },
 
+    /// Another staff account is linked to this platform user already.
+    #[error("the {platform} user {id} is linked to another staff account already")]
+    StaffIdTaken {
+        /// `telegram` or `discord`.
+        platform: String,
+        /// The platform's user id.
+        id: String,
+    },
+
+    /// A staff account was to be linked on a platform that has no staff accounts.
+    #[error("staff accounts link to telegram or discord users, not {platform}")]
+    UnknownStaffPlatform {
+        /// The platform named.
+        platform: String,
+    },
+
     /// A rating outside 1–5 was given.
     #[error("a rating must be between 1 and 5, got {score}")]
     InvalidRating {
@@ -129,6 +145,8 @@ impl StoreError {
             | Self::DuplicateTicketCode { .. }
             | Self::UnknownConversation { .. }
             | Self::RouteTaken { .. }
+            | Self::StaffIdTaken { .. }
+            | Self::UnknownStaffPlatform { .. }
             | Self::InvalidRating { .. }
             | Self::Corrupt { .. } => false,
         }

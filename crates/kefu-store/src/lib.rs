@@ -24,6 +24,8 @@
 //! - `ops`: every query, written once; a small macro compiles each body for both drivers, so the
 //!   SQL text is shared (sqlx's SQLite driver accepts `$1`) and only the dialect differences
 //!   (`FOR UPDATE`, `SKIP LOCKED`) are spelled twice.
+//! - `staff`: the staff console's queries (accounts, sessions, API tokens, sign-in failures,
+//!   the bot's decisions and the report's counts), written the same way.
 //! - [`types`]: values the store takes and returns besides kefu-core's domain types.
 //! - [`error`]: [`StoreError`] and [`redact_url`].
 //!
@@ -42,13 +44,15 @@
 
 pub mod error;
 mod ops;
+mod staff;
 pub mod store;
 pub mod types;
 
 pub use error::{Result, StoreError, redact_url};
 pub use store::{Store, UnitOfWork};
 pub use types::{
-    Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
-    Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
-    ResolveOutcome, StoreOptions, StoredInbound, User,
+    Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
+    InboundOutcome, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating,
+    ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions, StoredInbound,
+    User,
 };

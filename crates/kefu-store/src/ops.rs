@@ -48,6 +48,8 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) use dispatch;
+
 /// The columns [`TicketRow`] reads, joined with the conversation.
 macro_rules! ticket_select {
     () => {
@@ -117,7 +119,7 @@ macro_rules! status_of {
 }
 
 /// Microsecond precision, PostgreSQL's, so both backends round-trip the same value.
-fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }
 

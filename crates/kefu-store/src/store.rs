@@ -15,10 +15,12 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{Result, StoreError, db, redact_url};
 use crate::ops::{self, Conn};
+use crate::staff;
 use crate::types::{
-    Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome,
-    Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
-    ResolveOutcome, StoreOptions, StoredInbound, User,
+    Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
+    InboundOutcome, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating,
+    ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions, StoredInbound,
+    User,
 };
 
 /// How long a SQLite connection waits for another writer before giving up.
@@ -748,6 +750,152 @@ impl Store {
     pub async fn ratings_for(&self, ticket_id: i64) -> Result<Vec<Rating>> {
         ops::ratings_for(self.acquire().await?.conn(), ticket_id).await
     }
+
+    /// Creates a staff account (`role`: `agent` or `lead`; `password_hash`: a PHC string);
+    /// `false` when an account has that name already.
+    pub async fn add_staff(
+        &self,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        staff::add_staff(self.acquire().await?.conn(), name, role, password_hash, at).await
+    }
+
+    /// Every staff account, by name.
+    pub async fn staff_members(&self) -> Result<Vec<StaffRecord>> {
+        staff::staff_members(self.acquire().await?.conn()).await
+    }
+
+    /// A staff account by name.
+    pub async fn staff_member(&self, name: &str) -> Result<Option<StaffRecord>> {
+        staff::staff_member(self.acquire().await?.conn(), name).await
+    }
+
+    /// A staff account with its password hash, for verifying a sign-in.
+    pub async fn staff_credentials(&self, name: &str) -> Result<Option<(StaffRecord, String)>> {
+        staff::staff_credentials(self.acquire().await?.conn(), name).await
+    }
+
+    /// Replaces a staff account's password hash and ends its console sessions, in one
+    /// transaction; `false` when there is no such account.
+    pub async fn set_staff_password(&self, name: &str, password_hash: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let changed = staff::set_staff_password(tx.conn(), name, password_hash).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Deletes a staff account with its sessions and API tokens; `false` when there is none.
+    pub async fn remove_staff(&self, name: &str) -> Result<bool> {
+        staff::remove_staff(self.acquire().await?.conn(), name).await
+    }
+
+    /// Links a staff account to the `telegram` or `discord` user `user_id`, or unlinks it
+    /// (`None`); `false` when there is no such account. A user linked to another account is
+    /// [`StoreError::StaffIdTaken`]; another platform [`StoreError::UnknownStaffPlatform`].
+    pub async fn link_staff(
+        &self,
+        name: &str,
+        platform: &str,
+        user_id: Option<&str>,
+    ) -> Result<bool> {
+        staff::link_staff(self.acquire().await?.conn(), name, platform, user_id).await
+    }
+
+    /// The staff account linked to a platform user, if any.
+    pub async fn staff_by_platform_id(
+        &self,
+        platform: &str,
+        user_id: &str,
+    ) -> Result<Option<StaffRecord>> {
+        staff::staff_by_platform_id(self.acquire().await?.conn(), platform, user_id).await
+    }
+
+    /// Starts a console session, known by the hash of its token, until `expires_at`; expired
+    /// sessions are deleted first. `false` when there is no such account.
+    pub async fn create_staff_session(
+        &self,
+        token_hash: &str,
+        name: &str,
+        csrf: &str,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let created =
+            staff::create_staff_session(tx.conn(), token_hash, name, csrf, at, expires_at).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// The console session with this token hash and its account, unless it expired by `now`.
+    pub async fn staff_session(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StaffSessionRecord>> {
+        staff::staff_session(self.acquire().await?.conn(), token_hash, now).await
+    }
+
+    /// Ends the console session with this token hash (if any).
+    pub async fn delete_staff_session(&self, token_hash: &str) -> Result<()> {
+        staff::delete_staff_session(self.acquire().await?.conn(), token_hash).await
+    }
+
+    /// Makes the API token with this hash the account's only one; `false` when there is no such
+    /// account.
+    pub async fn replace_staff_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let stored = staff::replace_staff_token(tx.conn(), name, token_hash, at).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// The staff account whose API token has this hash.
+    pub async fn staff_by_token(&self, token_hash: &str) -> Result<Option<StaffRecord>> {
+        staff::staff_by_token(self.acquire().await?.conn(), token_hash).await
+    }
+
+    /// When the latest failed sign-ins under `key` happened after `since`: newest first, at most
+    /// `limit`.
+    pub async fn recent_login_failures(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        staff::recent_login_failures(self.acquire().await?.conn(), key, since, limit).await
+    }
+
+    /// Records a failed sign-in under each of `keys` (`account:NAME`, `ip:ADDRESS`), and forgets
+    /// every failure from before `forget_before`.
+    pub async fn record_login_failure(
+        &self,
+        keys: &[&str],
+        at: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        staff::record_login_failure(tx.conn(), keys, at, forget_before).await?;
+        tx.commit().await
+    }
+
+    /// Forgets the failed sign-ins under `key`.
+    pub async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        staff::clear_login_failures(self.acquire().await?.conn(), key).await
+    }
+
+    /// What the console's report counts between `since` and `until` (both included).
+    pub async fn activity(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Activity> {
+        staff::activity(self.acquire().await?.conn(), since, until).await
+    }
 }
 
 #[derive(Debug)]
@@ -1034,5 +1182,11 @@ impl UnitOfWork {
     /// Records a question the bot could not answer.
     pub async fn record_miss(&mut self, miss: &Miss) -> Result<i64> {
         ops::record_miss(self.conn(), miss).await
+    }
+
+    /// Records what the bot decided for a message: `answer`, `clarify`, `escalate` or
+    /// `out_of_scope`.
+    pub async fn record_decision(&mut self, kind: &str, at: DateTime<Utc>) -> Result<()> {
+        staff::record_decision(self.conn(), kind, at).await
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use kefu_core::delivery::Delivery;
 use kefu_core::model::{
     Attachment, ConversationRef, Detail, Outgoing, Priority, Redacted, Sender, Ticket,
@@ -273,7 +273,7 @@ pub struct Miss {
 }
 
 /// Misses with the same text, aggregated for KB authors.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MissSummary {
     /// The question.
     pub text: String,
@@ -333,4 +333,51 @@ impl From<&NewLine> for TranscriptLine {
             text: line.text.as_str().to_owned(),
         }
     }
+}
+
+/// A staff account as stored. Its password hash is read only by
+/// [`Store::staff_credentials`](crate::Store::staff_credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    /// The account's name (unique).
+    pub name: String,
+    /// `agent` or `lead`.
+    pub role: String,
+    /// The Telegram user the account is linked to, if any.
+    pub telegram_id: Option<String>,
+    /// The Discord user the account is linked to, if any.
+    pub discord_id: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A console session that has not expired, with its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffSessionRecord {
+    /// The account signed in.
+    pub staff: StaffRecord,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the console's report counts over a time window (see
+/// [`Store::activity`](crate::Store::activity)). Days are UTC dates; each list holds only the
+/// days and keys that occurred.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Tickets opened, per day of `created_at`.
+    pub opened: Vec<(NaiveDate, i64)>,
+    /// Tickets resolved (not cancelled), per day of `resolved_at`.
+    pub resolved: Vec<(NaiveDate, i64)>,
+    /// Bot decisions per day and kind (`answer`, `clarify`, `escalate`, `out_of_scope`).
+    pub decisions: Vec<(NaiveDate, String, i64)>,
+    /// For each ticket opened in the window that staff wrote in: from its opening to the first
+    /// staff line of its transcript.
+    pub first_responses: Vec<TimeDelta>,
+    /// For each ticket resolved in the window: from its opening to its resolution.
+    pub resolutions: Vec<TimeDelta>,
+    /// Ratings given in the window: (score, how many).
+    pub ratings: Vec<(u8, i64)>,
 }

@@ -24,6 +24,7 @@ impl Adapter<'_> {
             reply_to,
             post_refusal,
             lang: person.lang,
+            platform_user_id: Some(person.id.to_string()),
         }
     }
 
