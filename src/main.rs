@@ -81,15 +81,82 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The staff console alone (queue, tickets, reports in a browser; the JSON API), on
+    /// `console.listen`, until SIGINT/SIGTERM. `kefu run` serves it too; replies go out through
+    /// the outbox, which `kefu run` delivers.
+    Console,
     /// The staff desk: the human queue and staff actions from the terminal.
     Desk {
         #[command(subcommand)]
         command: DeskCommand,
     },
+    /// Staff accounts for the web console: who signs in, as agent or lead, and which Telegram and
+    /// Discord users they are.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// The configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Add an account. The password is read from the KEFU_STAFF_PASSWORD environment variable
+    /// when it is set, otherwise as one line from stdin; it needs at least 8 characters.
+    Add {
+        /// The name the person signs in with and users see (1 to 64 characters).
+        name: String,
+        /// Agents work tickets; leads also see the reports.
+        #[arg(long, default_value = "agent", value_parser = ["agent", "lead"])]
+        role: String,
+    },
+    /// Set an account's password and end its console sessions. The password is read from
+    /// KEFU_STAFF_PASSWORD when it is set, otherwise as one line from stdin (at least 8
+    /// characters).
+    Passwd {
+        /// The account.
+        name: String,
+    },
+    /// The accounts: name, role, linked Telegram and Discord users, creation time.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account, its console sessions and its API token.
+    Remove {
+        /// The account.
+        name: String,
+    },
+    /// Link an account to the Telegram or Discord user the person is, so what they do in a staff
+    /// space is recorded under the account's name; or remove such a link.
+    #[command(group(
+        clap::ArgGroup::new("target")
+            .required(true)
+            .args(["telegram", "discord", "unlink"])
+    ))]
+    Link {
+        /// The account.
+        name: String,
+        /// The person's Telegram user id.
+        #[arg(long, value_name = "USER_ID")]
+        telegram: Option<String>,
+        /// The person's Discord user id.
+        #[arg(long, value_name = "USER_ID")]
+        discord: Option<String>,
+        /// Remove the account's link on this platform.
+        #[arg(long, value_name = "PLATFORM", value_parser = ["telegram", "discord"])]
+        unlink: Option<String>,
+    },
+    /// Print a new personal API token for the console's JSON API (shown once; it replaces the
+    /// account's earlier token). Send it as `Authorization: Bearer TOKEN`.
+    Token {
+        /// The account.
+        name: String,
     },
 }
 
@@ -225,7 +292,7 @@ fn main() -> ExitCode {
     let settings = settings::Settings::load();
     init_logging(
         settings.as_ref().ok().map(|s| &s.log),
-        matches!(cli.command, Command::Run { .. }),
+        matches!(cli.command, Command::Run { .. } | Command::Console),
     );
     let result = settings
         .map_err(commands::Failure::BadInput)
@@ -240,7 +307,7 @@ fn main() -> ExitCode {
                 cli.command,
                 Command::Kb {
                     command: KbCommand::Misses { .. }
-                }
+                } | Command::Staff { .. }
             ) {
                 commands::configure_encoder(&settings.nlu)?;
             }
@@ -282,6 +349,7 @@ fn main() -> ExitCode {
                 Command::Chat { kb, user } => commands::chat::run(&settings, &kb_or(kb), user),
                 Command::Run { kb } => commands::run::run(&settings, &kb_or(kb)),
                 Command::Status { json } => commands::status::run(&settings, json),
+                Command::Console => commands::console::run(&settings),
                 Command::Desk { command } => {
                     use commands::desk::DeskAction;
                     let action = match command {
@@ -297,6 +365,43 @@ fn main() -> ExitCode {
                         DeskCommand::Release { id, staff } => DeskAction::Release { id, staff },
                     };
                     commands::desk::run(&settings, action)
+                }
+                Command::Staff { command } => {
+                    use commands::staff::{LinkTarget, StaffCommand as Task};
+                    let task = match command {
+                        StaffCommand::Add { name, role } => Task::Add {
+                            name,
+                            role: role
+                                .parse()
+                                .map_err(|e| commands::Failure::BadInput(anyhow::Error::new(e)))?,
+                        },
+                        StaffCommand::Passwd { name } => Task::Passwd { name },
+                        StaffCommand::List { json } => Task::List { json },
+                        StaffCommand::Remove { name } => Task::Remove { name },
+                        StaffCommand::Link {
+                            name,
+                            telegram,
+                            discord,
+                            unlink,
+                        } => {
+                            let target = match (telegram, discord, unlink) {
+                                (Some(user_id), _, _) => LinkTarget::Link {
+                                    platform: "telegram".to_owned(),
+                                    user_id,
+                                },
+                                (None, Some(user_id), _) => LinkTarget::Link {
+                                    platform: "discord".to_owned(),
+                                    user_id,
+                                },
+                                (None, None, platform) => LinkTarget::Unlink {
+                                    platform: platform.unwrap_or_default(),
+                                },
+                            };
+                            Task::Link { name, target }
+                        }
+                        StaffCommand::Token { name } => Task::Token { name },
+                    };
+                    commands::staff::run(&settings, task)
                 }
                 Command::Config { .. } => Ok(()),
             }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub discord: DiscordSettings,
     /// `kefu run`'s operations endpoints (health, readiness, metrics, KB reload).
     pub server: ServerSettings,
+    /// The staff console (`kefu run`, `kefu console`).
+    pub console: ConsoleSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -43,6 +45,18 @@ pub struct ServerSettings {
     /// (`KEFU__SERVER__ADMIN_TOKEN`); empty = the endpoint answers 403. Its `Debug` prints "***".
     #[serde(default, serialize_with = "masked")]
     pub admin_token: kefu_core::adapter::Secret,
+}
+
+/// `[console]`: the staff console in a browser, and its JSON API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// The console's address, e.g. `127.0.0.1:8088`; port 0 picks a free port (logged); empty
+    /// turns it off in `kefu run` (`kefu console` then refuses to start).
+    pub listen: String,
+    /// The URL staff open, e.g. `https://support.example.com` behind a TLS proxy: when it is
+    /// `https://`, the session cookie is marked `Secure`. Empty: as served (plain HTTP).
+    pub public_url: String,
 }
 
 /// `[log]`.
@@ -388,6 +402,20 @@ impl Settings {
                 self.server.listen
             );
         }
+        if !self.console.listen.is_empty()
+            && self.console.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            anyhow::bail!(
+                "console.listen = {:?} is not an address; fix: an IP and a port such as \"127.0.0.1:8088\" (the default), or \"\" to turn the console off",
+                self.console.listen
+            );
+        }
+        let public = &self.console.public_url;
+        if !public.is_empty() && !public.starts_with("https://") && !public.starts_with("http://") {
+            anyhow::bail!(
+                "console.public_url = {public:?} is not a URL; fix: the address staff open, such as \"https://support.example.com\", or \"\""
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             anyhow::bail!(
                 "log.level = {:?} is not a filter ({e}); fix: a level (error, warn, info, debug, trace), optionally with per-module levels such as \"info,kefu_telegram=debug\"",
@@ -619,6 +647,8 @@ mod tests {
         let s = Settings::load_with_env(dir.path(), env(&[])).expect("defaults load");
         assert_eq!(s.server.listen, "127.0.0.1:9464");
         assert!(s.server.admin_token.is_empty());
+        assert_eq!(s.console.listen, "127.0.0.1:8088");
+        assert_eq!(s.console.public_url, "");
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.log.level, "info");
 
@@ -642,6 +672,12 @@ mod tests {
         for (key, value, named) in [
             ("KEFU__SERVER__LISTEN", "localhost", "server.listen"),
             ("KEFU__SERVER__ADMIN_TOKEN", "short", "server.admin_token"),
+            ("KEFU__CONSOLE__LISTEN", "console.local", "console.listen"),
+            (
+                "KEFU__CONSOLE__PUBLIC_URL",
+                "support.example.com",
+                "console.public_url",
+            ),
             ("KEFU__LOG__LEVEL", "info,kefu=loud", "log.level"),
             ("KEFU__LOG__FORMAT", "xml", "log.format"),
         ] {

@@ -2,6 +2,7 @@
 
 pub mod ask;
 pub mod chat;
+pub mod console;
 pub mod desk;
 pub mod eval;
 pub mod kb;
@@ -9,6 +10,7 @@ pub mod ops;
 pub mod reload;
 pub mod report;
 pub mod run;
+pub mod staff;
 pub mod status;
 pub mod stories;
 

@@ -5,7 +5,8 @@
 //! pending and goes out after a restart.
 //!
 //! Beside the platforms it serves the operations endpoints (`server.listen`: health, readiness,
-//! metrics, KB reload; [`super::ops`]) and reloads the KB on SIGHUP.
+//! metrics, KB reload; [`super::ops`]), the staff console (`console.listen`; [`super::console`])
+//! and reloads the KB on SIGHUP.
 
 use std::path::Path;
 
@@ -79,13 +80,22 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             )
         };
         let recovery = recover_loop(&service, shutdown.clone());
-        let (t, d, (), (), (), ()) = tokio::join!(
+        // The staff console: a listener that cannot open is logged, the platforms go on.
+        let console = async {
+            if let Err(Failure::BadInput(e) | Failure::Other(e)) =
+                super::console::serve(service.clone(), settings, shutdown.clone()).await
+            {
+                tracing::error!(error = %format!("{e:#}"), "the staff console is off");
+            }
+        };
+        let (t, d, (), (), (), (), ()) = tokio::join!(
             telegram_run,
             discord_run,
             recovery,
             ops_server,
             sighup,
-            watcher
+            watcher,
+            console
         );
         service.store().close().await;
         let result = t.and(d);
@@ -120,7 +130,7 @@ async fn recover_loop(
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
