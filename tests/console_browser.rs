@@ -9,6 +9,7 @@
 //!   the reports pages are saved under `target/screenshots/`.
 //! - A claim from the console and one from the Telegram staff topic at the same time: exactly one
 //!   wins, and the other side is told who holds the ticket.
+//! - `kefu console` alone serves the console and stops promptly on SIGTERM with a live page open.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `apt-get install chromium chromium-driver`;
 //! `.ci/run` installs them).
@@ -414,4 +415,116 @@ async fn a_claim_from_the_console_and_one_from_telegram_exactly_one_wins() {
         );
     }
     drop(bot);
+}
+
+/// `kefu console` alone: it serves the console on the configured database (no platform token, no
+/// KB), refuses pages without a session, and stops promptly on SIGTERM even with a live page
+/// (an open event stream) connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kefu_console_alone_serves_the_console_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = kefu(dir.path())
+        .args(["staff", "add", "lena", "--role", "lead"])
+        .env("KEFU_STAFF_PASSWORD", PASSWORD)
+        .output()
+        .expect("kefu staff add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = dir.path().join("console.log");
+    let mut child = kefu(dir.path())
+        .arg("console")
+        .env("KEFU__CONSOLE__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn kefu console");
+    let marker = "console: serving on http://";
+    let deadline = Instant::now() + WAIT;
+    let base = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(at) = text.find(marker) {
+            let rest = &text[at + marker.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            break format!("http://{}", &rest[..end]);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("kefu console exited ({status}):\n{text}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kefu console did not listen:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("GET /login");
+    assert_eq!(login.status().as_u16(), 200);
+    let queue = http
+        .get(format!("{base}/queue"))
+        .send()
+        .await
+        .expect("GET /queue");
+    assert_eq!(
+        queue.status().as_u16(),
+        303,
+        "no session: to the login page"
+    );
+    let api = http
+        .get(format!("{base}/api/queue"))
+        .send()
+        .await
+        .expect("GET /api/queue");
+    assert_eq!(api.status().as_u16(), 401);
+
+    // A live page's event stream, open while the console is told to stop.
+    let out = kefu(dir.path())
+        .args(["staff", "token", "lena"])
+        .output()
+        .expect("kefu staff token");
+    let token = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .expect("a token")
+        .to_owned();
+    let stream = http
+        .get(format!("{base}/events/queue"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET /events/queue");
+    assert_eq!(stream.status().as_u16(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kefu console did not stop on SIGTERM with a live page open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        exit.success(),
+        "{exit}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(stream);
 }
