@@ -581,3 +581,30 @@ fn resolving_says_why_it_cannot() {
     assert_ne!(other.code, 0, "{other:?}");
     assert!(other.stderr.contains("already resolved"), "{other:?}");
 }
+
+/// A ticket code can be all digits (the alphabet has 2–9): the desk finds the ticket by that code
+/// rather than taking it for an id.
+#[test]
+fn a_ticket_whose_code_is_all_digits_is_found_by_its_code() {
+    let d = Deployment::new();
+    d.ok(&["chat", "--user", "dora"], "手续费多少\n转人工\n");
+    let code = d.ticket_of("dora");
+    let url = format!("sqlite://{}", d.db.display());
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("open the database");
+            sqlx::query("UPDATE tickets SET code = '234567' WHERE code = $1")
+                .bind(&code)
+                .execute(&pool)
+                .await
+                .expect("set an all-digit code");
+            pool.close().await;
+        });
+    let shown = d.json(&["desk", "show", "234567", "--json"]);
+    assert_eq!(shown["code"], "234567", "{shown}");
+    assert_eq!(shown["user"], "dora", "{shown}");
+    // An id still works.
+    let id = shown["id"].as_i64().expect("id").to_string();
+    assert_eq!(d.json(&["desk", "show", &id, "--json"])["code"], "234567");
+}

@@ -148,14 +148,18 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
     })
 }
 
+/// The ticket with this code, or else with this id. A code can be all digits (`234567`); an input
+/// that is both one ticket's code and another's id means the code, which is what users quote.
 async fn find(service: &Service, id: &str) -> Result<Ticket, Failure> {
-    let found = match id.parse::<i64>() {
-        Ok(n) => service.store().ticket(n).await.map_err(store)?,
-        Err(_) => service
-            .store()
-            .ticket_by_code(&id.to_uppercase())
-            .await
-            .map_err(store)?,
+    let by_code = service
+        .store()
+        .ticket_by_code(&id.to_uppercase())
+        .await
+        .map_err(store)?;
+    let found = match (by_code, id.parse::<i64>()) {
+        (Some(t), _) => Some(t),
+        (None, Ok(n)) => service.store().ticket(n).await.map_err(store)?,
+        (None, Err(_)) => None,
     };
     found.ok_or_else(|| {
         Failure::BadInput(anyhow::anyhow!(
