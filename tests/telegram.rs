@@ -285,6 +285,142 @@ async fn a_ticket_is_worked_in_a_staff_forum_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_resolve_in_the_topic_staff_label_the_question_with_a_button() {
+    let fake = Fake::start().await;
+    let kefu = Kefu::with_staff(&fake);
+    // The presser is linked to the account "omar": the label is recorded under that name.
+    kefu.cli(
+        &["staff", "add", "omar"],
+        &[("KEFU_STAFF_PASSWORD", "long enough password")],
+    );
+    kefu.cli(
+        &["staff", "link", "omar", "--telegram", &STAFF_ID.to_string()],
+        &[],
+    );
+    fake.push(dm(1, 10, USER, "我的账户被冻结了怎么办"));
+    fake.wait_for("the answer", |r| {
+        r.method == "sendmessage" && r.body["chat_id"] == json!(USER)
+    })
+    .await;
+    fake.push(dm(2, 11, USER, "转人工"));
+    let topic = fake
+        .wait_for("createForumTopic", |r| r.method == "createforumtopic")
+        .await;
+    let code = topic.body["name"]
+        .as_str()
+        .and_then(|n| n.split(" · ").next())
+        .expect("code")
+        .to_owned();
+    let summary = fake
+        .wait_for("the summary post", |r| {
+            r.method == "sendmessage" && r.body["chat_id"] == json!(STAFF_CHAT)
+        })
+        .await;
+    let thread = summary.body["message_thread_id"].clone();
+    let staff_buttons = buttons(&summary);
+    let find = |label: &str| {
+        staff_buttons
+            .iter()
+            .find(|(l, _)| l == label)
+            .unwrap_or_else(|| panic!("{label}: {staff_buttons:?}"))
+            .1
+            .clone()
+    };
+    let (claim, resolve) = (find("Claim"), find("Resolve"));
+    fake.push(callback(3, "cb-claim", STAFF_ID, STAFF_CHAT, &claim));
+    fake.wait_for("the staff-joined message", |r| {
+        r.method == "sendmessage" && r.body["chat_id"] == json!(USER) && text(r).contains(&code)
+    })
+    .await;
+    fake.push(callback(4, "cb-resolve", STAFF_ID, STAFF_CHAT, &resolve));
+    let reqs = fake
+        .wait_until("the label post, then the topic closed", |reqs| {
+            reqs.iter().any(|r| r.method == "closeforumtopic")
+        })
+        .await;
+    let post_at = reqs
+        .iter()
+        .position(|r| {
+            r.method == "sendmessage"
+                && r.body["message_thread_id"] == thread
+                && text(r).contains("What was the question about?")
+        })
+        .unwrap_or_else(|| panic!("the label post: {reqs:#?}"));
+    let closed_at = reqs
+        .iter()
+        .position(|r| r.method == "closeforumtopic")
+        .unwrap();
+    assert!(post_at < closed_at, "posted before the topic closed");
+    let post = &reqs[post_at];
+    assert!(
+        text(post).contains("我的账户被冻结了怎么办"),
+        "{}",
+        text(post)
+    );
+    let choices = buttons(post);
+    assert!(
+        (3..=5).contains(&choices.len()),
+        "up to 3 intents, new topic, not a question: {choices:?}"
+    );
+    assert!(
+        choices
+            .iter()
+            .all(|(_, data)| data.starts_with("staff:label:") && data.len() <= 64)
+    );
+    let labels: Vec<&str> = choices.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        &labels[labels.len() - 2..],
+        ["New topic", "Not a question"],
+        "{choices:?}"
+    );
+    let (_, locked) = choices
+        .iter()
+        .find(|(_, data)| data.ends_with(":i:account.locked"))
+        .unwrap_or_else(|| panic!("the likely intent: {choices:?}"))
+        .clone();
+
+    // Only staff may label; staff press a button and are told what was recorded.
+    fake.push(callback(5, "cb-label-intruder", 8, STAFF_CHAT, &locked));
+    fake.wait_for("the intruder refused", |r| {
+        r.method == "answercallbackquery" && r.body["callback_query_id"] == "cb-label-intruder"
+    })
+    .await;
+    assert_eq!(kefu.desk_json(&["show", &code])["label"], Value::Null);
+    fake.push(callback(6, "cb-label", STAFF_ID, STAFF_CHAT, &locked));
+    let answered = fake
+        .wait_for("the label toast", |r| {
+            r.method == "answercallbackquery" && r.body["callback_query_id"] == "cb-label"
+        })
+        .await;
+    assert!(
+        answered.body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("account.locked")),
+        "{:?}",
+        answered.body
+    );
+    let shown = kefu.desk_json(&["show", &code]);
+    assert_eq!(shown["state"], "resolved", "{shown}");
+    let label = &shown["label"];
+    assert_eq!(label["kind"], "intent", "{shown}");
+    assert_eq!(label["name"], "account.locked");
+    assert_eq!(label["text"], "我的账户被冻结了怎么办");
+    assert_eq!(label["labelled_by"], "omar", "the linked account's name");
+
+    // "Not a question" replaces it.
+    let (_, none) = choices.last().cloned().unwrap();
+    fake.push(callback(7, "cb-label-2", STAFF_ID, STAFF_CHAT, &none));
+    fake.wait_for("the second toast", |r| {
+        r.method == "answercallbackquery" && r.body["callback_query_id"] == "cb-label-2"
+    })
+    .await;
+    assert_eq!(
+        kefu.desk_json(&["show", &code])["label"]["kind"],
+        "not_a_question"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5_kb_answer_is_split_in_two_messages() {
     let dir = tempfile::tempdir().expect("temp dir");
     let kb = copy_kb(dir.path());

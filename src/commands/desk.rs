@@ -1,17 +1,17 @@
 //! `kefu desk`: the staff desk in the terminal, on the same database as every channel. A reply is
 //! delivered to the user on whatever platform they wrote from (through the outbox). The desk
-//! loads no KB and never handles users' messages: it reads and acts on tickets only. What users
-//! wrote is shown with control characters made visible, so nothing in a message can drive the
-//! staff member's terminal.
+//! trains no KB (it loads one only to check a label's intent) and never handles users' messages:
+//! it reads and acts on tickets only. What users wrote is shown with control characters made
+//! visible, so nothing in a message can drive the staff member's terminal.
 
 use chrono::Utc;
 use kefu_core::model::{Sender, Ticket};
 use kefu_core::staff::StaffAction;
 use kefu_core::text::visible;
-use kefu_service::{Service, StaffActor, StaffOutcome};
+use kefu_service::{Label, Service, StaffActor, StaffOutcome, TicketLabel};
 use serde_json::json;
 
-use super::{Failure, emit, open_desk, outln, runtime};
+use super::{Failure, emit, load_kb, open_desk, outln, runtime};
 use crate::settings::Settings;
 
 /// One desk action.
@@ -36,6 +36,8 @@ pub enum DeskAction {
     Resolve {
         id: String,
         staff: String,
+        /// What the user's question was about, recorded once the ticket is resolved.
+        label: Option<Label>,
     },
     Release {
         id: String,
@@ -44,6 +46,13 @@ pub enum DeskAction {
 }
 
 pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
+    // A label is checked before anything changes: a mistyped intent leaves the ticket as it was.
+    if let DeskAction::Resolve {
+        label: Some(label), ..
+    } = &action
+    {
+        check_label(settings, label)?;
+    }
     runtime()?.block_on(async {
         let service = open_desk(settings).await?;
         let now = Utc::now();
@@ -86,6 +95,7 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
                 let ticket = find(&service, &id).await?;
                 let transcript = service.store().transcript(&ticket.conversation).await.map_err(store)?;
                 let ratings = service.store().ratings_for(ticket.id).await.map_err(store)?;
+                let label = service.store().ticket_label(ticket.id).await.map_err(store)?;
                 let failed = service
                     .store()
                     .failed_deliveries(Some(ticket.id), Some(&ticket.conversation), 50)
@@ -98,6 +108,7 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
                         .map(|l| json!({"at": l.at.to_rfc3339(), "sender": sender(&l.sender), "text": l.text}))
                         .collect::<Vec<_>>());
                     v["ratings"] = json!(ratings.iter().map(|r| json!({"score": r.score, "comment": r.comment})).collect::<Vec<_>>());
+                    v["label"] = json!(label);
                     v["failed_deliveries"] = json!(failed
                         .iter()
                         .map(|f| json!({"id": f.id, "platform": f.platform, "kind": f.kind, "text": f.text, "error": f.error, "failed_at": f.failed_at.to_rfc3339()}))
@@ -118,6 +129,9 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
                     for r in &ratings {
                         outln!(out, "rating    {}/5 {}", r.score, visible(r.comment.as_deref().unwrap_or("")));
                     }
+                    if let Some(l) = &label {
+                        outln!(out, "label     {} (by {}): {}", describe(l), visible(&l.labelled_by), visible(&l.text));
+                    }
                     for f in &failed {
                         outln!(out, "NOT DELIVERED [{}] {} {}: {} — {}", f.failed_at.format("%Y-%m-%d %H:%M:%S"), f.platform, f.kind, visible(&f.text), visible(&f.error));
                     }
@@ -135,9 +149,23 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
                 let t = act(&service, &id, &staff, StaffAction::Reply(text)).await?;
                 outln!(out, "sent to {} on {}", visible(&t.user_name), t.conversation.platform);
             }
-            DeskAction::Resolve { id, staff } => {
+            DeskAction::Resolve { id, staff, label } => {
                 let t = act(&service, &id, &staff, StaffAction::Resolve).await?;
                 outln!(out, "ticket {} ({}) resolved; the user is asked to rate the help", t.id, t.code);
+                if let Some(label) = label {
+                    // The ticket is resolved whatever happens here.
+                    match service.label_ticket(t.id, &staff, label, Utc::now()).await {
+                        Ok(Some(l)) => outln!(out, "labelled as {}: {}", describe(&l), visible(&l.text)),
+                        Ok(None) => outln!(out, "not labelled: ticket {} is gone", t.id),
+                        Err(e) => {
+                            emit(&out)?;
+                            return Err(Failure::Other(anyhow::Error::new(e).context(format!(
+                                "ticket {} ({}) is resolved, but its label was not recorded",
+                                t.id, t.code
+                            ))));
+                        }
+                    }
+                }
             }
             DeskAction::Release { id, staff } => {
                 let t = act(&service, &id, &staff, StaffAction::Release).await?;
@@ -207,6 +235,31 @@ async fn act(
                 .map_or("closed", |now| now.status.as_str())
         ))),
         StaffOutcome::NotFound => Err(Failure::BadInput(anyhow::anyhow!("no ticket {}", t.id))),
+    }
+}
+
+/// Checks a label before the ticket is resolved; an intent against the KB at `nlu.kb` (loaded,
+/// not trained). A bad label is bad input.
+fn check_label(settings: &Settings, label: &Label) -> Result<(), Failure> {
+    let kb = match label {
+        Label::Intent(_) => Some(load_kb(&settings.nlu.kb)?),
+        Label::NewTopic(_) | Label::NotAQuestion => None,
+    };
+    kefu_service::labels::check(label, kb.as_ref()).map_err(|e| {
+        Failure::BadInput(anyhow::anyhow!(
+            "{e} (KB {}); nothing was changed",
+            settings.nlu.kb.display()
+        ))
+    })
+}
+
+/// A label as the desk prints it: `intent ID`, `new topic "NAME"`, `not a question`.
+fn describe(l: &TicketLabel) -> String {
+    let name = visible(l.name.as_deref().unwrap_or(""));
+    match l.kind {
+        kefu_service::LabelKind::Intent => format!("intent {name}"),
+        kefu_service::LabelKind::NewTopic => format!("new topic \"{name}\""),
+        kefu_service::LabelKind::NotAQuestion => "not a question".to_owned(),
     }
 }
 

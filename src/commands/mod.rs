@@ -6,6 +6,7 @@ pub mod console;
 pub mod desk;
 pub mod eval;
 pub mod kb;
+pub mod learn;
 pub mod ops;
 pub mod reload;
 pub mod report;
@@ -248,6 +249,8 @@ pub fn service_config(
     // A platform with a staff space configured gets every ticket's topic or thread.
     if !settings.telegram.token.is_empty() && settings.telegram.staff_chat_id != 0 {
         config.staff_spaces.push("telegram".to_owned());
+        // The Telegram adapter handles the label buttons of the post that follows a resolve.
+        config.label_spaces.push("telegram".to_owned());
     }
     if !settings.discord.token.is_empty() && settings.discord.staff_channel_id != 0 {
         config.staff_spaces.push("discord".to_owned());

@@ -538,6 +538,29 @@ impl Kefu {
         serde_json::from_slice(&out.stdout).expect("json")
     }
 
+    /// Another `kefu` command on this process's database (`staff add …`), with `env` added;
+    /// asserts it succeeds.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env(
+            "KEFU__DATABASE__URL",
+            format!("sqlite://{}", self.db.display()),
+        )
+        .envs(env.iter().copied());
+        let out = cmd.output().expect("kefu");
+        assert!(
+            out.status.success(),
+            "kefu {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// SIGTERM like [`Kefu::stop`], keeping the database for a restart.
     pub fn stop_keeping_db(mut self) -> (Option<i32>, String, tempfile::TempDir) {
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));

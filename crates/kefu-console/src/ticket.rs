@@ -1,6 +1,8 @@
 //! One ticket: its page (`/tickets/ID`), its live fragment (`/tickets/ID/live`: state, holder,
 //! transcript), the staff actions from the page's forms (`POST /tickets/ID/{claim,reply,resolve,
-//! release}`, answered by a redirect back with a notice) and their JSON twins under `/api/`.
+//! release}`, answered by a redirect back with a notice) and their JSON twins under `/api/`; and
+//! its label — what the user's question was about — from the picker a resolved ticket's page
+//! shows (`POST /tickets/ID/label`) or `POST /api/tickets/ID/label`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use kefu_core::model::{Sender, Ticket, TicketStatus, TranscriptLine};
-use kefu_service::{ServiceError, StaffAction, StaffActor, StaffOutcome};
+use kefu_service::{
+    Label, LabelKind, ServiceError, StaffAction, StaffActor, StaffOutcome, TicketLabel,
+};
 use maud::{Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +132,10 @@ fn notice(code: &str, ticket: &Ticket) -> Option<(bool, String)> {
             "Not done: nobody holds this ticket yet — claim it first.".to_owned(),
         ),
         "closed" => (false, "Not done: this ticket is closed.".to_owned()),
+        "labelled" => (
+            true,
+            "Labelled: thank you, this helps the bot learn.".to_owned(),
+        ),
         _ => return None,
     })
 }
@@ -145,6 +153,12 @@ pub(crate) async fn page(
         .service()
         .store()
         .ratings_for(id)
+        .await
+        .map_err(ServiceError::from)?;
+    let label = app
+        .service()
+        .store()
+        .ticket_label(id)
         .await
         .map_err(ServiceError::from)?;
     let query: Vec<(String, String)> =
@@ -207,6 +221,19 @@ pub(crate) async fn page(
                         }
                     }
                 }
+                h2 { "Label" }
+                p #label-current {
+                    @match &label {
+                        Some(l) => {
+                            (label_text(l)) " "
+                            span.muted { "(by " (l.labelled_by) ")" }
+                        }
+                        None => span.muted { "Not labelled." },
+                    }
+                }
+                @if ticket.status == TicketStatus::Resolved {
+                    (label_form(&app, &ticket, label.as_ref(), csrf, &action("label")))
+                }
                 @if !ratings.is_empty() {
                     h2 { "Ratings" }
                     ul #ratings {
@@ -254,6 +281,205 @@ pub(crate) async fn live(
         }
     };
     Ok(Html(html.into_string()).into_response())
+}
+
+/// A label as the page shows it.
+fn label_text(l: &TicketLabel) -> String {
+    let name = l.name.as_deref().unwrap_or("");
+    match l.kind {
+        LabelKind::Intent => format!("Intent {name}"),
+        LabelKind::NewTopic => format!("New topic: {name}"),
+        LabelKind::NotAQuestion => "Not a question".to_owned(),
+    }
+}
+
+/// The `intent` choice of the label form meaning "a new topic", "not a question", and (without
+/// the NLU, which lists the intents) "the intent id typed in `intent_id`".
+const NEW_TOPIC: &str = ":new_topic";
+const NOT_A_QUESTION: &str = ":not_a_question";
+const TYPED_INTENT: &str = ":intent_id";
+
+/// The label picker of a resolved ticket: the KB's intents (the current label's or the ticket's
+/// guess chosen), "new topic…" with its name, "not a question".
+fn label_form(
+    app: &App,
+    ticket: &Ticket,
+    current: Option<&TicketLabel>,
+    csrf: &str,
+    action: &str,
+) -> Markup {
+    let engine = app.service().engine();
+    let lang = app.service().config().staff_language.code();
+    let chosen = match current {
+        Some(l) if l.kind == LabelKind::Intent => l.name.as_deref(),
+        Some(l) if l.kind == LabelKind::NewTopic => Some(NEW_TOPIC),
+        Some(_) => Some(NOT_A_QUESTION),
+        None => ticket.intent.as_deref(),
+    };
+    let topic = current
+        .filter(|l| l.kind == LabelKind::NewTopic)
+        .and_then(|l| l.name.as_deref())
+        .unwrap_or("");
+    html! {
+        form #label .label-form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="label-intent" { "What was the question about?" }
+            select #label-intent name="intent" required {
+                option value="" disabled selected[chosen.is_none()] { "Choose…" }
+                @if let Some(engine) = &engine {
+                    @let kb = engine.kb();
+                    @let default = kb.meta.default_language.as_deref();
+                    @for intent in &kb.intents {
+                        option value=(intent.id) selected[chosen == Some(intent.id.as_str())] {
+                            (intent.id) " — " (intent.title_in(lang, default))
+                        }
+                    }
+                } @else {
+                    option value=(TYPED_INTENT) { "intent (type its id)…" }
+                }
+                option value=(NEW_TOPIC) selected[chosen == Some(NEW_TOPIC)] { "new topic…" }
+                option value=(NOT_A_QUESTION) selected[chosen == Some(NOT_A_QUESTION)] { "not a question" }
+            }
+            @if engine.is_none() {
+                input #label-intent-id type="text" name="intent_id" maxlength="100" placeholder="intent id, e.g. withdrawal.pending";
+            }
+            input #label-new-topic type="text" name="new_topic" maxlength="40" value=(topic) placeholder="new topic's short name (1–40 characters)";
+            div.buttons {
+                button #label-btn type="submit" { "Save label" }
+            }
+        }
+    }
+}
+
+/// A value given: trimmed, not empty.
+fn given(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn no_topic_name() -> Problem {
+    Problem::BadRequest("A new topic needs a short name (1 to 40 characters).".to_owned())
+}
+
+/// The label the picker asks for: the `intent` choice decides — an intent id, [`NEW_TOPIC`]
+/// with the name in `new_topic`, [`NOT_A_QUESTION`], or [`TYPED_INTENT`] with the id in
+/// `intent_id`; no choice with a `new_topic` name is a new topic.
+fn form_label(
+    intent: Option<&str>,
+    intent_id: Option<&str>,
+    new_topic: Option<&str>,
+) -> Result<Label, Problem> {
+    Ok(match given(intent) {
+        Some(NOT_A_QUESTION) => Label::NotAQuestion,
+        Some(NEW_TOPIC) => Label::NewTopic(given(new_topic).ok_or_else(no_topic_name)?.to_owned()),
+        Some(TYPED_INTENT) => Label::Intent(
+            given(intent_id)
+                .ok_or_else(|| Problem::BadRequest("Type the intent's id.".to_owned()))?
+                .to_owned(),
+        ),
+        Some(id) if !id.starts_with(':') => Label::Intent(id.to_owned()),
+        Some(other) => {
+            return Err(Problem::BadRequest(format!("{other:?} is not a choice.")));
+        }
+        None => match given(new_topic) {
+            Some(name) => Label::NewTopic(name.to_owned()),
+            None => {
+                return Err(Problem::BadRequest(
+                    "Choose an intent, a new topic or \"not a question\".".to_owned(),
+                ));
+            }
+        },
+    })
+}
+
+/// The label a JSON body asks for: exactly one of `intent`, `new_topic`, `not_a_question`.
+fn json_label(
+    intent: Option<&str>,
+    new_topic: Option<&str>,
+    not_a_question: bool,
+) -> Result<Label, Problem> {
+    match (intent, new_topic, not_a_question) {
+        (Some(id), None, false) => Ok(Label::Intent(id.trim().to_owned())),
+        (None, Some(name), false) => Ok(Label::NewTopic(
+            given(Some(name)).ok_or_else(no_topic_name)?.to_owned(),
+        )),
+        (None, None, true) => Ok(Label::NotAQuestion),
+        _ => Err(Problem::BadRequest(
+            "Give exactly one of \"intent\", \"new_topic\" or \"not_a_question\": true.".to_owned(),
+        )),
+    }
+}
+
+/// Records a label by `staff`: the label, `NotFound`, or a bad request saying what is wrong
+/// with it.
+async fn record_label(
+    app: &App,
+    staff: &str,
+    id: i64,
+    label: Label,
+) -> Result<TicketLabel, Problem> {
+    match app
+        .service()
+        .label_ticket(id, staff, label, Utc::now())
+        .await
+    {
+        Ok(Some(label)) => Ok(label),
+        Ok(None) => Err(Problem::NotFound),
+        Err(ServiceError::Label(e)) => Err(Problem::BadRequest(format!("{e}."))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /tickets/ID/label` (form fields `intent`, `new_topic`, `intent_id`).
+pub(crate) async fn label(
+    State(app): State<App>,
+    PageStaff(session): PageStaff,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = FormFields::parse(&headers, &body);
+    check_csrf(&app, &headers, Some(&session), Some(&form))?;
+    let id = ticket_id(&raw)?;
+    let label = form_label(
+        form.get("intent"),
+        form.get("intent_id"),
+        form.get("new_topic"),
+    )?;
+    record_label(&app, &session.staff.name, id, label).await?;
+    Ok(Redirect::to(&format!("/tickets/{id}?notice=labelled")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelBody {
+    intent: Option<String>,
+    new_topic: Option<String>,
+    #[serde(default)]
+    not_a_question: bool,
+}
+
+/// `POST /api/tickets/ID/label` with `{"intent": ID}`, `{"new_topic": NAME}` or
+/// `{"not_a_question": true}`: `{"ok": true, "label": …}`.
+pub(crate) async fn api_label(
+    State(app): State<App>,
+    ApiStaff(who): ApiStaff,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_csrf(&app, &headers, who.session(), None)?;
+    let id = ticket_id(&raw)?;
+    let parsed: LabelBody = serde_json::from_slice(&body).map_err(|e| {
+        Problem::BadRequest(format!(
+            "The body is not {{\"intent\": ID}}, {{\"new_topic\": NAME}} or {{\"not_a_question\": true}}: {e}"
+        ))
+    })?;
+    let label = json_label(
+        parsed.intent.as_deref(),
+        parsed.new_topic.as_deref(),
+        parsed.not_a_question,
+    )?;
+    let label = record_label(&app, &who.staff().name, id, label).await?;
+    Ok(Json(serde_json::json!({ "ok": true, "label": label })).into_response())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -470,6 +696,7 @@ struct TicketJson {
     details: Vec<DetailJson>,
     transcript: Vec<LineJson>,
     ratings: Vec<RatingJson>,
+    label: Option<TicketLabel>,
 }
 
 /// `GET /api/tickets/ID`.
@@ -486,7 +713,14 @@ pub(crate) async fn api(
         .ratings_for(id)
         .await
         .map_err(ServiceError::from)?;
+    let label = app
+        .service()
+        .store()
+        .ticket_label(id)
+        .await
+        .map_err(ServiceError::from)?;
     let json = TicketJson {
+        label,
         id: ticket.id,
         code: ticket.code,
         priority: ticket.priority.as_str(),
@@ -547,6 +781,60 @@ mod tests {
         assert_eq!(ticket_id("7"), Ok(7));
         for bad in ["0", "-1", "x", "", "7.0", "99999999999999999999"] {
             assert_eq!(ticket_id(bad), Err(Problem::NotFound), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_pickers_choice_decides_the_label() {
+        let f = |i: Option<&str>, t: Option<&str>| form_label(i, None, t);
+        assert_eq!(
+            f(Some(" withdrawal.pending "), Some("old topic")),
+            Ok(Label::Intent("withdrawal.pending".into()))
+        );
+        assert_eq!(
+            f(Some(NEW_TOPIC), Some(" staking ")),
+            Ok(Label::NewTopic("staking".into()))
+        );
+        assert_eq!(
+            f(None, Some("staking")),
+            Ok(Label::NewTopic("staking".into()))
+        );
+        assert_eq!(f(Some(NOT_A_QUESTION), Some("x")), Ok(Label::NotAQuestion));
+        assert_eq!(
+            form_label(Some(TYPED_INTENT), Some("deposit.how"), None),
+            Ok(Label::Intent("deposit.how".into()))
+        );
+        for (i, t) in [
+            (None, None),
+            (Some(""), Some(" ")),
+            (Some(NEW_TOPIC), None),
+            (Some(NEW_TOPIC), Some("  ")),
+            (Some(":other"), None),
+            (Some(TYPED_INTENT), None),
+        ] {
+            assert!(f(i, t).is_err(), "{i:?} {t:?}");
+        }
+    }
+
+    #[test]
+    fn a_json_label_is_exactly_one_of_an_intent_a_new_topic_or_not_a_question() {
+        assert_eq!(
+            json_label(Some("deposit.how"), None, false),
+            Ok(Label::Intent("deposit.how".into()))
+        );
+        assert_eq!(
+            json_label(None, Some("staking"), false),
+            Ok(Label::NewTopic("staking".into()))
+        );
+        assert_eq!(json_label(None, None, true), Ok(Label::NotAQuestion));
+        for (i, t, n) in [
+            (None, None, false),
+            (Some("deposit.how"), Some("staking"), false),
+            (Some("deposit.how"), None, true),
+            (None, Some("staking"), true),
+            (None, Some(" "), false),
+        ] {
+            assert!(json_label(i, t, n).is_err(), "{i:?} {t:?} {n}");
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Console, PASSWORD, client, csrf_of, location, user};
 use kefu_core::model::TicketStatus;
-use kefu_service::{StaffAction, StaffActor, StaffOutcome, StaffRole};
+use kefu_service::{LabelKind, StaffAction, StaffActor, StaffOutcome, StaffRole};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
@@ -46,6 +46,7 @@ async fn without_a_session_every_page_redirects_to_login_and_every_api_route_ans
         format!("/tickets/{id}/reply"),
         format!("/tickets/{id}/resolve"),
         format!("/tickets/{id}/release"),
+        format!("/tickets/{id}/label"),
     ];
     let api_get = [
         "/api/me".to_owned(),
@@ -62,6 +63,7 @@ async fn without_a_session_every_page_redirects_to_login_and_every_api_route_ans
         format!("/api/tickets/{id}/reply"),
         format!("/api/tickets/{id}/resolve"),
         format!("/api/tickets/{id}/release"),
+        format!("/api/tickets/{id}/label"),
     ];
     // No credentials, a made-up session cookie, a made-up API token: all the same.
     for variant in ["none", "cookie", "bearer"] {
@@ -1081,4 +1083,227 @@ async fn a_graceful_shutdown_ends_the_open_event_streams() {
     })
     .await;
     assert!(rest.is_ok(), "the stream ended");
+}
+
+#[tokio::test]
+async fn a_resolved_ticket_is_labelled_from_the_picker_or_the_api_and_never_without_the_token() {
+    let c = Console::start().await;
+    c.staff("alice", StaffRole::Agent).await;
+    c.say(&user(1), "user 1", "q1", "我的账户被冻结了怎么办")
+        .await;
+    let id = c.escalate(&user(1), "user 1", "m1").await;
+    let (http, csrf) = c.login("alice").await;
+    let page_url = c.url(&format!("/tickets/{id}"));
+    let page = http
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"label-current\""), "the current label");
+    assert!(page.contains("Not labelled."));
+    assert!(
+        !page.contains(" id=\"label\""),
+        "no picker before the resolve"
+    );
+
+    c.service.claim(id, "alice", Utc::now()).await.unwrap();
+    c.service.resolve(id, "alice", Utc::now()).await.unwrap();
+    let page = http
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form_at = page.find(" id=\"label\"").expect("the picker");
+    let form_at = page[..form_at].rfind("<form").unwrap();
+    let form = &page[form_at..form_at + page[form_at..].find("</form>").unwrap()];
+    for part in [
+        &format!("action=\"/tickets/{id}/label\""),
+        &format!("name=\"csrf\" value=\"{csrf}\""),
+        "<select id=\"label-intent\" name=\"intent\"",
+        "<option value=\"account.locked\" selected>",
+        "<option value=\"withdrawal.pending\">",
+        "value=\":new_topic\"",
+        "value=\":not_a_question\"",
+        "name=\"new_topic\"",
+    ] {
+        assert!(form.contains(part), "{part} in {form}");
+    }
+
+    // Without the session's token, or from another site: refused, nothing recorded.
+    let label_url = c.url(&format!("/tickets/{id}/label"));
+    let api_url = c.url(&format!("/api/tickets/{id}/label"));
+    let forged = [
+        (
+            "no token",
+            http.post(&label_url).form(&[("intent", "account.locked")]),
+        ),
+        (
+            "a wrong token",
+            http.post(&label_url)
+                .form(&[("csrf", "0123456789abcdef"), ("intent", "account.locked")]),
+        ),
+        (
+            "another site",
+            http.post(&label_url)
+                .header("origin", "https://evil.example")
+                .form(&[("csrf", csrf.as_str()), ("intent", "account.locked")]),
+        ),
+        (
+            "the API with the cookie but no token",
+            http.post(&api_url)
+                .json(&json!({ "intent": "account.locked" })),
+        ),
+    ];
+    for (what, request) in forged {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{what}");
+    }
+    assert_eq!(c.service.store().ticket_label(id).await.unwrap(), None);
+
+    // The picker: an intent, then a new topic replacing it.
+    let r = http
+        .post(&label_url)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("intent", "account.locked"),
+            ("new_topic", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/tickets/{id}?notice=labelled"));
+    let label = c.service.store().ticket_label(id).await.unwrap().unwrap();
+    assert_eq!(label.kind, LabelKind::Intent);
+    assert_eq!(label.name.as_deref(), Some("account.locked"));
+    assert_eq!(label.text, "我的账户被冻结了怎么办");
+    assert_eq!(label.labelled_by, "alice");
+    let page = http
+        .get(c.url(&format!("/tickets/{id}?notice=labelled")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let current_at = page.find("id=\"label-current\"").unwrap();
+    assert!(
+        page[current_at..].starts_with("id=\"label-current\">Intent account.locked"),
+        "{}",
+        &page[current_at..current_at + 120]
+    );
+    let r = http
+        .post(&label_url)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("intent", ":new_topic"),
+            ("new_topic", "frozen <b>funds</b>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = http
+        .get(&page_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("New topic: frozen &lt;b&gt;funds&lt;/b&gt;"),
+        "escaped"
+    );
+    assert!(page.contains("<option value=\":new_topic\" selected>"));
+    let r = http
+        .post(&label_url)
+        .form(&[("csrf", csrf.as_str()), ("intent", ":new_topic")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a new topic needs a name"
+    );
+
+    // The API, with the session and its token.
+    let r = http
+        .post(&api_url)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "intent": "account.lockd" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("account.locked"),
+        "names the closest: {body}"
+    );
+    let r = http
+        .post(&api_url)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "intent": "account.locked", "not_a_question": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "one label at a time");
+    let r = http
+        .post(&api_url)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "not_a_question": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["label"]["kind"], "not_a_question", "{body}");
+
+    // With an API token, no CSRF token is needed; the ticket's JSON carries the label.
+    let token = c
+        .service
+        .issue_api_token("alice", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let r = client()
+        .post(&api_url)
+        .bearer_auth(&token)
+        .json(&json!({ "new_topic": "frozen funds" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ticket: Value = client()
+        .get(c.url(&format!("/api/tickets/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ticket["label"]["kind"], "new_topic", "{ticket}");
+    assert_eq!(ticket["label"]["name"], "frozen funds");
+    assert_eq!(ticket["label"]["text"], "我的账户被冻结了怎么办");
+    let r = client()
+        .post(c.url("/api/tickets/999999/label"))
+        .bearer_auth(&token)
+        .json(&json!({ "not_a_question": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -69,6 +69,96 @@ pub fn parse_button(payload: &str) -> Option<(StaffAction, i64)> {
     Some((action, id))
 }
 
+/// A choice on the buttons of the "what was the question about?" post that follows a resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelButton {
+    /// This intent of the KB.
+    Intent(String),
+    /// A topic the KB does not cover yet.
+    NewTopic,
+    /// Not a question.
+    NotAQuestion,
+}
+
+/// A label button's payload: `staff:label:7:i:withdrawal.pending`, `staff:label:7:new`,
+/// `staff:label:7:none`.
+pub fn label_payload(ticket_id: i64, choice: &LabelButton) -> String {
+    match choice {
+        LabelButton::Intent(id) => format!("staff:label:{ticket_id}:i:{id}"),
+        LabelButton::NewTopic => format!("staff:label:{ticket_id}:new"),
+        LabelButton::NotAQuestion => format!("staff:label:{ticket_id}:none"),
+    }
+}
+
+/// Parses a label button's payload ([`label_payload`]) into its ticket id and choice.
+pub fn parse_label_button(payload: &str) -> Option<(i64, LabelButton)> {
+    let rest = payload.strip_prefix("staff:label:")?;
+    let (id, choice) = rest.split_once(':')?;
+    let id = id.parse().ok()?;
+    let choice = match choice {
+        "new" => LabelButton::NewTopic,
+        "none" => LabelButton::NotAQuestion,
+        other => {
+            let intent = other.strip_prefix("i:")?;
+            if intent.is_empty() {
+                return None;
+            }
+            LabelButton::Intent(intent.to_owned())
+        }
+    };
+    Some((id, choice))
+}
+
+/// The post that follows a resolve in the staff space it came from: what was the user's
+/// question (`question`, redacted) about?
+pub fn label_question(lang: Lang, question: &str) -> String {
+    let question = question.trim();
+    match (lang, question.is_empty()) {
+        (Lang::Zh, true) => "用户的问题属于哪一类？".to_owned(),
+        (Lang::Zh, false) => format!("用户的问题属于哪一类？\n「{question}」"),
+        (Lang::En, true) => "What was the question about?".to_owned(),
+        (Lang::En, false) => format!("What was the question about?\n“{question}”"),
+    }
+}
+
+/// Labels of the "new topic" and "not a question" buttons.
+pub fn label_buttons(lang: Lang) -> (String, String) {
+    (
+        t(lang, "新话题", "New topic"),
+        t(lang, "不是问题", "Not a question"),
+    )
+}
+
+/// The answer to a label button: what the ticket is now labelled as (`what`).
+pub fn labelled(lang: Lang, what: &str) -> String {
+    match lang {
+        Lang::Zh => format!("已记录：{what}"),
+        Lang::En => format!("Labelled: {what}"),
+    }
+}
+
+/// The answer to a label button that named an intent the KB no longer has.
+pub fn label_refused(lang: Lang) -> String {
+    t(
+        lang,
+        "知识库里已没有这个意图，请在控制台中标注。",
+        "The KB no longer has this intent: label the ticket in the console.",
+    )
+}
+
+/// How a label reads in [`labelled`]: the intent id, "new topic: NAME", "not a question".
+pub fn label_text(lang: Lang, kind: &str, name: Option<&str>) -> String {
+    match (kind, name) {
+        ("new_topic", Some(name)) => match lang {
+            Lang::Zh => format!("新话题：{name}"),
+            Lang::En => format!("new topic: {name}"),
+        },
+        ("not_a_question", _) => t(lang, "不是问题", "not a question"),
+        (_, Some(name)) => name.to_owned(),
+        (kind, None) => kind.to_owned(),
+    }
+}
+
 /// The language of a platform locale tag ("zh-hans", "zh_CN", "en-US"), `None` when unknown.
 pub fn lang_of_locale(locale: &str) -> Option<Lang> {
     let l = locale.trim().to_ascii_lowercase();
@@ -293,6 +383,33 @@ mod tests {
         ] {
             assert_eq!(parse_button(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn label_buttons_round_trip_and_refuse_anything_else() {
+        for choice in [
+            LabelButton::Intent("withdrawal.pending".into()),
+            LabelButton::NewTopic,
+            LabelButton::NotAQuestion,
+        ] {
+            assert_eq!(
+                parse_label_button(&label_payload(12, &choice)),
+                Some((12, choice))
+            );
+        }
+        for bad in [
+            "staff:label:12:i:",
+            "staff:label:x:new",
+            "staff:label:12",
+            "staff:label:12:maybe",
+            "staff:claim:12",
+        ] {
+            assert_eq!(parse_label_button(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_button(&label_payload(3, &LabelButton::NewTopic)),
+            None
+        );
     }
 
     #[test]

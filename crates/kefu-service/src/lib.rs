@@ -12,6 +12,9 @@
 //! - [`accounts`]: staff accounts for the console — passwords, sign-in with throttling,
 //!   sessions, API tokens, links to Telegram and Discord users.
 //! - [`reports`]: [`Service::report`], the console's daily counts, medians and ratings.
+//! - [`labels`]: [`Service::label_ticket`] — what staff say a resolved ticket was about, stored
+//!   with the user's question for suggesting KB changes; the label post that follows a resolve
+//!   in a staff space whose adapter handles its buttons.
 //! - `turn`: the effects of one policy step inside its transaction (transcript, tickets, outbox
 //!   rows for users and for every staff space).
 //! - [`delivery`]: the delivery worker, generic over the small [`delivery::Deliver`] trait each
@@ -46,6 +49,7 @@ pub mod accounts;
 pub mod delivery;
 mod directory;
 mod inbound;
+pub mod labels;
 pub mod leadership;
 pub mod metrics;
 pub mod reports;
@@ -65,7 +69,9 @@ use tokio::sync::Notify;
 
 pub use accounts::{AccountError, LoginOutcome, StaffAccount, StaffRole, StaffSession};
 pub use inbound::Handled;
-pub use kefu_core::staff::{StaffAction, StaffOutcome};
+pub use kefu_core::staff::{LabelButton, StaffAction, StaffOutcome};
+pub use kefu_store::{LabelKind, TicketLabel};
+pub use labels::{Label, LabelError};
 pub use reports::{Report, ReportDay};
 pub use staff::StaffActor;
 
@@ -87,6 +93,9 @@ pub enum ServiceError {
     /// A user message arrived at a service built without the NLU (the staff desk).
     #[error("this service was built without the NLU engine and cannot answer users")]
     NoEngine,
+    /// A ticket label was refused (an unknown intent, a bad name).
+    #[error(transparent)]
+    Label(#[from] labels::LabelError),
 }
 
 impl ServiceError {
@@ -96,7 +105,7 @@ impl ServiceError {
         match self {
             Self::Store(e) => e.is_transient(),
             Self::Random(_) => true,
-            Self::State(_) | Self::NoEngine | Self::Account(_) => false,
+            Self::State(_) | Self::NoEngine | Self::Account(_) | Self::Label(_) => false,
         }
     }
 }
@@ -150,6 +159,9 @@ pub struct ServiceConfig {
     /// The term of a platform connection's lease ([`Service::lead`]): another instance takes the
     /// connection over within this plus a second after its holder died.
     pub lease_term: Duration,
+    /// The staff spaces whose adapter handles label buttons: a ticket resolved from one of them
+    /// gets a "what was the question about?" post there, before the space closes.
+    pub label_spaces: Vec<String>,
 }
 
 impl ServiceConfig {
@@ -164,6 +176,7 @@ impl ServiceConfig {
             inbound_lease: Duration::from_secs(10),
             max_message_bytes: 8 * 1024,
             lease_term: Duration::from_secs(3),
+            label_spaces: Vec::new(),
         }
     }
 }

@@ -81,6 +81,15 @@ impl Service {
         Ok(outcome)
     }
 
+    /// The name an actor acts under: its staff account's, when its platform user id is linked
+    /// to one, else its own.
+    pub(crate) async fn acting_name(&self, actor: &StaffActor) -> Result<String> {
+        Ok(self
+            .resolve_actor(actor)
+            .await?
+            .map_or_else(|| actor.name.clone(), |a| a.name))
+    }
+
     /// The actor under its staff account's name, when its platform user id is linked to one
     /// (`None`: act as given).
     async fn resolve_actor(&self, actor: &StaffActor) -> Result<Option<StaffActor>> {
@@ -168,6 +177,19 @@ impl Service {
             return Ok(StaffOutcome::NotFound);
         };
         let staff = actor.name.as_str();
+        // A resolve from a space whose adapter handles label buttons is followed there by the
+        // label post (read before the transaction: it only reads).
+        let label_post = match (action, &actor.space) {
+            (StaffAction::Resolve, Some(space))
+                if self.config.label_spaces.contains(space)
+                    && self.config.staff_spaces.contains(space) =>
+            {
+                self.label_post(&ticket, self.config.staff_language)
+                    .await?
+                    .map(|post| (space.clone(), post))
+            }
+            _ => None,
+        };
         let mut tx = self.store.begin().await?;
         // The conversation first, then the ticket: the same order as a user's turn, so the two
         // never wait for each other in a cycle.
@@ -347,6 +369,10 @@ impl Service {
                 let t = text::resolved(lang, staff);
                 turn.post_to_staff_spaces(ticket_id, None, |_| post(&t))
                     .await?;
+                if let Some((space, label_post)) = label_post {
+                    turn.post_to_staff_space(&space, ticket_id, label_post)
+                        .await?;
+                }
                 turn.close_staff_spaces(ticket_id).await?;
             }
             Notice::Released => {

@@ -216,6 +216,17 @@ impl<'a> Turn<'a> {
         Ok(())
     }
 
+    /// A post for the ticket's staff space on one platform.
+    pub(crate) async fn post_to_staff_space(
+        &mut self,
+        platform: &str,
+        ticket_id: i64,
+        post: StaffPost,
+    ) -> Result<()> {
+        self.enqueue(platform, Delivery::StaffPost { ticket_id, post })
+            .await
+    }
+
     /// Closes the ticket's staff spaces.
     pub(crate) async fn close_staff_spaces(&mut self, ticket_id: i64) -> Result<()> {
         let spaces = self.service.config.staff_spaces.clone();

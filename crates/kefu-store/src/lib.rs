@@ -26,6 +26,8 @@
 //!   (`FOR UPDATE`, `SKIP LOCKED`) are spelled twice.
 //! - `staff`: the staff console's queries (accounts, sessions, API tokens, sign-in failures,
 //!   the bot's decisions and the report's counts), written the same way.
+//! - `labels`: ticket labels (what staff said a ticket was about), KB decisions (suggestions
+//!   accepted or rejected) and the transcript with each line's ticket, written the same way.
 //! - [`types`]: values the store takes and returns besides kefu-core's domain types.
 //! - [`error`]: [`StoreError`] and [`redact_url`].
 //!
@@ -43,6 +45,7 @@
 //!   row with `FOR UPDATE SKIP LOCKED`, so concurrent staff get distinct tickets without waiting.
 
 pub mod error;
+mod labels;
 mod ops;
 mod staff;
 pub mod store;
@@ -52,7 +55,7 @@ pub use error::{Result, StoreError, redact_url};
 pub use store::{Store, UnitOfWork};
 pub use types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
-    InboundOutcome, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating,
-    ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions, StoredInbound,
-    User,
+    InboundOutcome, KbDecision, LabelKind, Miss, MissSummary, NewLine, NewTicket, OpenTicket,
+    OutboxMessage, Rating, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord,
+    StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
 };

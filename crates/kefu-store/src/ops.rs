@@ -189,7 +189,7 @@ fn tickets(rows: Vec<TicketRow>) -> Result<Vec<Ticket>> {
 }
 
 #[derive(sqlx::FromRow)]
-struct LineRow {
+pub(crate) struct LineRow {
     at: DateTime<Utc>,
     sender_kind: String,
     sender_name: Option<String>,

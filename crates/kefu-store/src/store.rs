@@ -15,13 +15,13 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{Result, StoreError, db, redact_url};
 use crate::ops::{self, Conn};
-use crate::staff;
 use crate::types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
-    InboundOutcome, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating,
-    ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions, StoredInbound,
-    User,
+    InboundOutcome, KbDecision, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage,
+    Rating, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions,
+    StoredInbound, TaggedLine, TicketLabel, User,
 };
+use crate::{labels, staff};
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -895,6 +895,37 @@ impl Store {
     /// What the console's report counts between `since` and `until` (both included).
     pub async fn activity(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Activity> {
         staff::activity(self.acquire().await?.conn(), since, until).await
+    }
+
+    /// Stores a ticket's label. A ticket has one: a second label replaces the first.
+    pub async fn record_label(&self, label: &TicketLabel) -> Result<()> {
+        labels::record_label(self.acquire().await?.conn(), label).await
+    }
+
+    /// Every ticket label, oldest first (by when it was labelled).
+    pub async fn ticket_labels(&self) -> Result<Vec<TicketLabel>> {
+        labels::ticket_labels(self.acquire().await?.conn()).await
+    }
+
+    /// A ticket's label, if it has one.
+    pub async fn ticket_label(&self, ticket_id: i64) -> Result<Option<TicketLabel>> {
+        labels::ticket_label(self.acquire().await?.conn(), ticket_id).await
+    }
+
+    /// Records a KB suggestion accepted or rejected.
+    pub async fn record_kb_decision(&self, d: &KbDecision) -> Result<()> {
+        labels::record_kb_decision(self.acquire().await?.conn(), d).await
+    }
+
+    /// Every KB decision, oldest first.
+    pub async fn kb_decisions(&self) -> Result<Vec<KbDecision>> {
+        labels::kb_decisions(self.acquire().await?.conn()).await
+    }
+
+    /// A conversation's whole transcript, like [`transcript`](Self::transcript), with each
+    /// line's id and the ticket it is tagged with.
+    pub async fn tagged_transcript(&self, cref: &ConversationRef) -> Result<Vec<TaggedLine>> {
+        labels::tagged_transcript(self.acquire().await?.conn(), cref).await
     }
 }
 

@@ -381,3 +381,85 @@ pub struct Activity {
     /// Ratings given in the window: (score, how many).
     pub ratings: Vec<(u8, i64)>,
 }
+
+/// What staff said a ticket was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    /// An intent of the KB.
+    Intent,
+    /// A topic the KB does not cover yet.
+    NewTopic,
+    /// Not a question (a complaint, a greeting, a mistake).
+    NotAQuestion,
+}
+
+impl LabelKind {
+    /// `intent`, `new_topic` or `not_a_question`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Intent => "intent",
+            Self::NewTopic => "new_topic",
+            Self::NotAQuestion => "not_a_question",
+        }
+    }
+
+    /// The kind [`as_str`](Self::as_str) spells `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "intent" => Some(Self::Intent),
+            "new_topic" => Some(Self::NewTopic),
+            "not_a_question" => Some(Self::NotAQuestion),
+            _ => None,
+        }
+    }
+}
+
+/// A ticket's label: what its user asked, and what staff said it was about. One per ticket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TicketLabel {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// What kind of label.
+    pub kind: LabelKind,
+    /// The intent id ([`LabelKind::Intent`]) or the new topic's short name
+    /// ([`LabelKind::NewTopic`]); `None` for [`LabelKind::NotAQuestion`].
+    pub name: Option<String>,
+    /// The user's question, as the transcript keeps it (redacted).
+    pub text: String,
+    /// The question's language, when known.
+    pub language: Option<String>,
+    /// The staff member who labelled it.
+    pub labelled_by: String,
+    /// When.
+    pub labelled_at: DateTime<Utc>,
+}
+
+/// A KB suggestion accepted or rejected: the audit trail of `kefu kb accept` / `kefu kb reject`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KbDecision {
+    /// The suggestion's stable id.
+    pub suggestion: String,
+    /// Accepted (`true`) or rejected.
+    pub accepted: bool,
+    /// Who decided.
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// One line, e.g. "add 7 examples to withdrawal.pending".
+    pub summary: String,
+    /// What was written (intent, examples, file).
+    pub detail: serde_json::Value,
+}
+
+/// A transcript line with its place in the store: its id (the order it was written in) and the
+/// ticket it is tagged with, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaggedLine {
+    /// The line's id: lines of one conversation were written in id order.
+    pub id: i64,
+    /// The ticket open when it was written (or opened by its turn).
+    pub ticket_id: Option<i64>,
+    /// The line.
+    pub line: TranscriptLine,
+}

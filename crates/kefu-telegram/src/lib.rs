@@ -6,7 +6,8 @@
 //!   classified ([`updates::classify`]) into a user's message, a staff member's action, or nothing.
 //! - [`users`]: a user's message or button press → [`kefu_core::model::Inbound`] for the service.
 //! - [`staff`]: the staff supergroup — text in a ticket's forum topic and the Claim / Resolve /
-//!   Release buttons → [`kefu_service::Service::staff_action`].
+//!   Release buttons → [`kefu_service::Service::staff_action`]; the label buttons of the post
+//!   that follows a resolve → [`kefu_service::Service::label_from_button`].
 //! - [`send`]: [`kefu_service::delivery::Deliver`] for Telegram — messages split at 4,096
 //!   characters, inline keyboards, forum topics opened, posted to and closed, a user's photo
 //!   forwarded into a topic. The service's delivery worker decides what to send, when, and what a

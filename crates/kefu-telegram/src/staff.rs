@@ -1,5 +1,7 @@
 //! The staff supergroup: what staff type in a ticket's forum topic goes to the user; the Claim,
-//! Resolve and Release buttons act on the ticket. Who may do either: the configured staff ids.
+//! Resolve and Release buttons act on the ticket, and the buttons of the post that follows a
+//! Resolve label it (what the user's question was about). Who may do any of it: the configured
+//! staff ids.
 //! The service says what happened; refusals and notices are posted through the outbox, and a
 //! button press is answered at once with a short toast (Telegram's callback answer).
 
@@ -68,6 +70,23 @@ impl Adapter<'_> {
         let lang = from.lang.unwrap_or(self.service.config().staff_language);
         let (answer, alert) = if !self.is_staff(from) {
             (text::only_staff(lang), true)
+        } else if let Some((ticket, choice)) = text::parse_label_button(payload) {
+            let labelled = self
+                .service
+                .label_from_button(&self.actor(from, None, false), ticket, choice, Utc::now())
+                .await;
+            match labelled {
+                Ok(Some(l)) => {
+                    let what = text::label_text(lang, l.kind.as_str(), l.name.as_deref());
+                    (text::labelled(lang, &what), false)
+                }
+                Ok(None) => (
+                    text::button_outcome(lang, &StaffAction::Claim, &StaffOutcome::NotFound),
+                    true,
+                ),
+                Err(ServiceError::Label(_)) => (text::label_refused(lang), true),
+                Err(e) => return Err(e),
+            }
         } else {
             match text::parse_button(payload) {
                 None => (

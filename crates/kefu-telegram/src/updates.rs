@@ -49,7 +49,7 @@ pub enum Incoming {
         /// Their message, quoted by a refusal.
         message_id: i32,
     },
-    /// A Claim / Resolve / Release button pressed.
+    /// A staff button pressed: Claim / Resolve / Release, or a label after a resolve.
     StaffButton {
         /// The callback query to answer.
         callback: String,
