@@ -206,13 +206,29 @@ enum DeskCommand {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
-    /// Hand the chat back to the bot, which asks the user to rate the help.
+    /// Hand the chat back to the bot, which asks the user to rate the help; optionally label
+    /// what the user's question was about (an unknown intent changes nothing and exits 2).
+    #[command(group(
+        clap::ArgGroup::new("label")
+            .multiple(false)
+            .args(["intent", "new_topic", "not_a_question"])
+    ))]
     Resolve {
         /// Ticket id or code.
         id: String,
         /// Your name.
         #[arg(long = "as")]
         staff: String,
+        /// The question was about this intent of the KB (`nlu.kb`).
+        #[arg(long, value_name = "INTENT_ID")]
+        intent: Option<String>,
+        /// The question was about a topic the KB does not cover yet: its short name (1 to 40
+        /// characters).
+        #[arg(long, value_name = "NAME")]
+        new_topic: Option<String>,
+        /// The user asked no question.
+        #[arg(long)]
+        not_a_question: bool,
     },
     /// Put a ticket you hold back in the queue for someone else (the user is told).
     Release {
@@ -226,6 +242,49 @@ enum DeskCommand {
 
 #[derive(Debug, Subcommand)]
 enum KbCommand {
+    /// What the KB could learn from staff's labels and the unanswered questions: examples to add,
+    /// new topics, overlapping intents, each with its id and expected effect.
+    Suggest {
+        /// Knowledge base (default: the configured `nlu.kb`).
+        kb: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The fewest questions a new topic needs.
+        #[arg(long, default_value_t = kefu_nlu::learn::DEFAULT_MIN_CLUSTER)]
+        min_cluster: usize,
+    },
+    /// Write suggestions into the KB's files (validated before any file is replaced) and record
+    /// who accepted them.
+    Accept {
+        /// Suggestion ids (from `kefu kb suggest`), then optionally the KB (default: `nlu.kb`).
+        #[arg(required = true, num_args = 1.., value_name = "ID… [KB]")]
+        words: Vec<String>,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
+        /// The fewest questions a new topic needs (as given to `kefu kb suggest`).
+        #[arg(long, default_value_t = kefu_nlu::learn::DEFAULT_MIN_CLUSTER)]
+        min_cluster: usize,
+    },
+    /// Record that suggestions are not wanted: they are not suggested again.
+    Reject {
+        /// Suggestion ids (from `kefu kb suggest`), then optionally the KB (default: `nlu.kb`).
+        #[arg(required = true, num_args = 1.., value_name = "ID… [KB]")]
+        words: Vec<String>,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
+        /// The fewest questions a new topic needs (as given to `kefu kb suggest`).
+        #[arg(long, default_value_t = kefu_nlu::learn::DEFAULT_MIN_CLUSTER)]
+        min_cluster: usize,
+    },
+    /// Who labelled which ticket, and who accepted or rejected which suggestion, and when.
+    History {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Questions the bot could not answer, most frequent first: what to add to the KB next.
     Misses {
         /// How many to show.
@@ -306,7 +365,7 @@ fn main() -> ExitCode {
             if !matches!(
                 cli.command,
                 Command::Kb {
-                    command: KbCommand::Misses { .. }
+                    command: KbCommand::Misses { .. } | KbCommand::History { .. }
                 } | Command::Staff { .. }
             ) {
                 commands::configure_encoder(&settings.nlu)?;
@@ -336,6 +395,37 @@ fn main() -> ExitCode {
                     command: KbCommand::Misses { limit, json },
                 } => commands::kb::misses(&settings, limit, json),
                 Command::Kb {
+                    command:
+                        KbCommand::Suggest {
+                            kb,
+                            json,
+                            min_cluster,
+                        },
+                } => commands::learn::suggest(&settings, &kb_or(kb), json, min_cluster),
+                Command::Kb {
+                    command:
+                        KbCommand::Accept {
+                            words,
+                            staff,
+                            min_cluster,
+                        },
+                } => commands::learn::ids_and_kb(words).and_then(|(ids, kb)| {
+                    commands::learn::accept(&settings, &kb_or(kb), &ids, &staff, min_cluster)
+                }),
+                Command::Kb {
+                    command:
+                        KbCommand::Reject {
+                            words,
+                            staff,
+                            min_cluster,
+                        },
+                } => commands::learn::ids_and_kb(words).and_then(|(ids, kb)| {
+                    commands::learn::reject(&settings, &kb_or(kb), &ids, &staff, min_cluster)
+                }),
+                Command::Kb {
+                    command: KbCommand::History { json },
+                } => commands::learn::history(&settings, json),
+                Command::Kb {
                     command: KbCommand::Test { stories, kb },
                 } => {
                     let kb = kb_or(kb);
@@ -361,7 +451,22 @@ fn main() -> ExitCode {
                             staff,
                             text: text.join(" "),
                         },
-                        DeskCommand::Resolve { id, staff } => DeskAction::Resolve { id, staff },
+                        DeskCommand::Resolve {
+                            id,
+                            staff,
+                            intent,
+                            new_topic,
+                            not_a_question,
+                        } => DeskAction::Resolve {
+                            id,
+                            staff,
+                            label: match (intent, new_topic, not_a_question) {
+                                (Some(intent), _, _) => Some(kefu_service::Label::Intent(intent)),
+                                (None, Some(name), _) => Some(kefu_service::Label::NewTopic(name)),
+                                (None, None, true) => Some(kefu_service::Label::NotAQuestion),
+                                (None, None, false) => None,
+                            },
+                        },
                         DeskCommand::Release { id, staff } => DeskAction::Release { id, staff },
                     };
                     commands::desk::run(&settings, action)

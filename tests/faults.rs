@@ -593,7 +593,9 @@ fn a_ticket_whose_code_is_all_digits_is_found_by_its_code() {
     tokio::runtime::Runtime::new()
         .expect("runtime")
         .block_on(async {
-            let pool = sqlx::SqlitePool::connect(&url).await.expect("open the database");
+            let pool = sqlx::SqlitePool::connect(&url)
+                .await
+                .expect("open the database");
             sqlx::query("UPDATE tickets SET code = '234567' WHERE code = $1")
                 .bind(&code)
                 .execute(&pool)

@@ -252,7 +252,7 @@ fn load_and_train(kb: &Path) -> Result<(Engine, Reloaded), ReloadError> {
 
 /// The KB's files and their text, as [`kefu_nlu::kb::load`] reads them: a directory's `*.toml`
 /// files in name order, or the one file.
-fn read_sources(kb: &Path) -> Result<Vec<(PathBuf, String)>, KbError> {
+pub(crate) fn read_sources(kb: &Path) -> Result<Vec<(PathBuf, String)>, KbError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| KbError::Io { path, source }

@@ -644,6 +644,33 @@ impl Engine {
         p
     }
 
+    /// The engine's features of `texts` (n-grams, lexicon concepts, thesaurus classes, word
+    /// vectors) in a feature space and word weights fitted on `texts` themselves, so that words
+    /// the KB never uses count too: for comparing messages with each other, not for classifying.
+    pub fn text_vectors(&self, texts: &[&str]) -> Vec<SparseVec> {
+        let (raw, tokens): (Vec<RawFeatures>, Vec<Vec<String>>) = texts
+            .iter()
+            .map(|t| {
+                let n = normalize(t);
+                let tokens = self.tokenizer.tokens(&n);
+                (
+                    raw_features(self.lexicon, self.thesaurus.as_ref(), &n, &tokens),
+                    tokens,
+                )
+            })
+            .unzip();
+        let mut space = FeatureSpace::fit(&raw);
+        space.set_thesaurus_weight(THESAURUS_WEIGHT);
+        let word_vectors = self
+            .word_vectors
+            .as_ref()
+            .map(|(table, _)| (*table, WordWeights::fit(table, &tokens)));
+        raw.iter()
+            .zip(&tokens)
+            .map(|(r, t)| text_features(&space, word_vectors.as_ref(), r, t))
+            .collect()
+    }
+
     /// A message's language: detected, else the KB's default.
     pub fn language_of(&self, text: &str) -> String {
         lang::detect(text)

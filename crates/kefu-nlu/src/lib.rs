@@ -27,6 +27,8 @@
 //!   features for English text.
 //! - [`engine`]: the trained engine: classify, calibrate, decide; thresholds derived from the KB by
 //!   held-out validation.
+//! - [`learn`]: the learning loop's suggestions (examples to add, new topics, overlapping
+//!   intents) from staff's labels and unanswered questions, with their expected effect.
 //! - [`secrets`]: BIP39 mnemonics and private keys, returned as spans to redact.
 
 pub mod classifier;
@@ -36,6 +38,7 @@ pub mod engine;
 pub mod features;
 pub mod kb;
 pub mod lang;
+pub mod learn;
 pub mod normalize;
 pub mod secrets;
 pub mod segment;

@@ -1,0 +1,486 @@
+//! The learning loop's suggestion side through the real binary: staff label tickets at resolve
+//! (`kefu chat` as the users, `kefu desk` as staff), unanswered questions are in the database,
+//! then `kefu kb suggest`, `accept`, `reject` and `history` on a temporary copy of the default KB.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
+
+mod fake_telegram;
+
+use std::io::{BufRead as _, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_telegram::{Fake, TOKEN, dm, sends_to, text};
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A database and a copy of the default KB of its own.
+struct Deployment {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    kb: PathBuf,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+impl Deployment {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("kefu.db");
+        let kb = dir.path().join("kb");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kb"),
+            &kb,
+        );
+        Deployment { _dir: dir, db, kb }
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.db.display())
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("KEFU__DATABASE__URL", self.url())
+            .env("KEFU__NLU__KB", &self.kb)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kefu");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait for kefu");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).expect("utf-8"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8"),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args, "");
+        assert_eq!(run.code, 0, "kefu {args:?}: {run:?}");
+        run.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(self.ok(args).trim()).expect("one JSON value")
+    }
+
+    /// `user` asks `question` in `kefu chat` and asks for a human; `staff` claims the ticket and
+    /// resolves it with the label `flags`.
+    fn label(&self, user: &str, question: &str, staff: &str, flags: &[&str]) {
+        let run = self.run(&["chat", "--user", user], &format!("{question}\n转人工\n"));
+        assert_eq!(run.code, 0, "{run:?}");
+        let tickets = self.json(&["desk", "list", "--json"]);
+        let id = tickets
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|t| t["state"] == "queued")
+            .and_then(|t| t["id"].as_i64())
+            .unwrap_or_else(|| panic!("{user}'s ticket is queued: {tickets}"))
+            .to_string();
+        self.ok(&["desk", "claim", &id, "--as", staff]);
+        let mut args = vec!["desk", "resolve", &id, "--as", staff];
+        args.extend_from_slice(flags);
+        let out = self.ok(&args);
+        assert!(out.contains("labelled as"), "{out}");
+    }
+
+    /// Unanswered questions, as the bot records them.
+    fn misses(&self, questions: &[(&str, usize)]) {
+        let url = self.url();
+        let questions: Vec<(String, usize)> = questions
+            .iter()
+            .map(|(q, n)| ((*q).to_owned(), *n))
+            .collect();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let store = kefu_store::Store::connect(&url).await.unwrap();
+                for (q, n) in questions {
+                    for _ in 0..n {
+                        let miss = kefu_store::Miss {
+                            text: kefu_nlu::secrets::Redacted::of(&q),
+                            language: Some("zh".to_owned()),
+                            intent_guess: None,
+                            confidence: None,
+                            at: chrono::Utc::now(),
+                            inbound_id: None,
+                        };
+                        store.record_miss(&miss).await.unwrap();
+                    }
+                }
+                store.close().await;
+            });
+    }
+
+    fn suggestions(&self) -> Vec<Value> {
+        let kb = self.kb.display().to_string();
+        let report = self.json(&["kb", "suggest", &kb, "--json"]);
+        report["suggestions"]
+            .as_array()
+            .expect("suggestions")
+            .clone()
+    }
+}
+
+const SEED: &str =
+    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+#[test]
+fn suggestions_are_accepted_into_the_kb_files_rejected_for_good_and_audited() {
+    let d = Deployment::new();
+    let kb = d.kb.display().to_string();
+    let file = d.kb.join("30-withdrawal.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    assert!(original.starts_with("# Withdrawals:"), "a commented file");
+
+    // Staff label two questions as withdrawal.failed; neither is an example yet.
+    let texts = ["提币被风控拦截了怎么办", "提币风控审核一直不给过"];
+    for (k, t) in texts.iter().enumerate() {
+        d.label(
+            &format!("user{k}"),
+            t,
+            "bob",
+            &["--intent", "withdrawal.failed"],
+        );
+    }
+    // Unanswered questions about one topic the KB lacks, and one with a seed phrase in it.
+    d.misses(&[
+        ("质押收益怎么算", 2),
+        ("质押的收益什么时候发", 1),
+        ("质押收益没到账", 1),
+        ("质押收益率多少", 1),
+        (&format!("质押收益 {SEED}"), 1),
+    ]);
+    let raw = d.run(&["kb", "suggest", &kb], "");
+    assert_eq!(raw.code, 0, "{raw:?}");
+    assert!(
+        raw.stdout.contains("add_examples withdrawal.failed"),
+        "{raw:?}"
+    );
+
+    let found = d.suggestions();
+    let all = serde_json::to_string(&found).unwrap();
+    for word in ["abandon", "redacted"] {
+        assert!(!all.contains(word), "{word}: {all}");
+    }
+    let add = found
+        .iter()
+        .find(|s| s["kind"] == "add_examples" && s["intent"] == "withdrawal.failed")
+        .unwrap_or_else(|| panic!("an add_examples suggestion: {all}"));
+    let members: Vec<&str> = add["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    for t in texts {
+        assert!(members.contains(&t), "{t} in {members:?}");
+    }
+    assert!(add["effect"]["after"]["resolved_rate"].is_number(), "{add}");
+    assert!(
+        add["effect"]["traffic"]["after"]["utility"].is_number(),
+        "{add}"
+    );
+    let topic = found
+        .iter()
+        .find(|s| s["kind"] == "new_topic")
+        .unwrap_or_else(|| panic!("a new topic: {all}"));
+    assert!(
+        topic["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["text"].as_str().unwrap().contains("质押")),
+        "{topic}"
+    );
+    let add_id = add["id"].as_str().unwrap().to_owned();
+    let topic_id = topic["id"].as_str().unwrap().to_owned();
+
+    // Unknown ids change nothing.
+    let unknown = d.run(&["kb", "accept", "deadbeef", "--as", "lena", &kb], "");
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(unknown.stderr.contains("kefu kb suggest"), "{unknown:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+
+    // Rejected: recorded, the KB untouched.
+    let out = d.ok(&["kb", "reject", &topic_id, "--as", "lena", &kb]);
+    assert!(out.contains(&format!("rejected {topic_id}")), "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+
+    // Accepted: the examples are in the file that defines the intent, its comments kept.
+    let out = d.ok(&["kb", "accept", &add_id, "--as", "lena", &kb]);
+    assert!(out.contains(&format!("accepted {add_id} (lena)")), "{out}");
+    let edited = std::fs::read_to_string(&file).unwrap();
+    assert!(edited.starts_with("# Withdrawals:"), "{edited}");
+    assert_eq!(
+        original
+            .lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count()
+            + 1,
+        edited
+            .lines()
+            .filter(|l| l.trim_start().starts_with('#'))
+            .count(),
+        "every comment kept, one note added: {edited}"
+    );
+    assert!(
+        edited.contains(&format!("# kefu kb accept {add_id} (lena, ")),
+        "{edited}"
+    );
+    for t in texts {
+        assert!(edited.contains(&format!("\"{t}\"")), "{t}: {edited}");
+    }
+    assert_eq!(
+        edited.lines().count(),
+        original.lines().count() + 3,
+        "only the note and the two examples are new"
+    );
+    let check = d.run(&["kb", "check", &kb], "");
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(check.stdout.contains("valid"), "{check:?}");
+
+    // Not suggested again, nor is the rejected one.
+    let again = d.suggestions();
+    assert!(
+        again
+            .iter()
+            .all(|s| s["id"] != topic_id.as_str() && s["id"] != add_id.as_str()),
+        "{again:?}"
+    );
+    let twice = d.run(&["kb", "reject", &topic_id, "--as", "lena", &kb], "");
+    assert_eq!(twice.code, 2, "{twice:?}");
+    assert!(
+        twice.stderr.contains("already rejected by lena"),
+        "{twice:?}"
+    );
+
+    // The history: who labelled, who decided what, when.
+    let history = d.json(&["kb", "history", "--json"]);
+    let labels = history["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 2, "{history}");
+    assert!(
+        labels.iter().all(|l| l["labelled_by"] == "bob"),
+        "{history}"
+    );
+    let decisions = history["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2, "{history}");
+    assert_eq!(decisions[0]["suggestion"], topic_id.as_str());
+    assert_eq!(decisions[0]["accepted"], false);
+    assert_eq!(decisions[1]["suggestion"], add_id.as_str());
+    assert_eq!(decisions[1]["accepted"], true);
+    assert_eq!(decisions[1]["by"], "lena");
+    assert!(decisions[1]["at"].is_string(), "{history}");
+    let text = d.ok(&["kb", "history"]);
+    assert!(text.contains("labelled ticket"), "{text}");
+    assert!(text.contains(&format!("accepted {add_id}")), "{text}");
+    assert!(text.contains(&format!("rejected {topic_id}")), "{text}");
+}
+
+#[test]
+fn an_accepted_new_topic_is_a_new_intent_that_kb_check_passes() {
+    let d = Deployment::new();
+    let kb = d.kb.display().to_string();
+    d.misses(&[
+        ("质押收益怎么算", 2),
+        ("质押的收益什么时候发", 1),
+        ("质押收益没到账", 1),
+        ("质押收益率多少", 1),
+    ]);
+    let found = d.suggestions();
+    let topic = found
+        .iter()
+        .find(|s| s["kind"] == "new_topic")
+        .unwrap_or_else(|| panic!("a new topic: {found:?}"));
+    let id = topic["id"].as_str().unwrap();
+    let intent = topic["intent"].as_str().unwrap();
+    let file = PathBuf::from(topic["new_intent"]["file"].as_str().unwrap());
+    d.ok(&["kb", "accept", id, "--as", "lena", &kb]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("# FOR THE KB AUTHOR"), "{text}");
+    assert!(text.contains(&format!("id = \"{intent}\"")), "{text}");
+    assert!(text.contains("handoff = true"), "{text}");
+    let check = d.run(&["kb", "check", &kb, "--json"], "");
+    assert_eq!(check.code, 0, "{check:?}");
+    let ask = d.json(&["ask", "--kb", &kb, "--json", "质押收益怎么算"]);
+    assert_eq!(ask["candidates"][0]["intent"], intent, "{ask}");
+}
+
+/// What `kefu run` logs once its KB watcher runs, and when it has reloaded the KB.
+const WATCHING: &str = "watching the knowledge base for changes";
+const RELOADED: &str = "knowledge base reloaded";
+
+/// How long a wait on the running bot may last.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `kefu run` on the deployment's KB and database, against the fake Bot API; its log is kept.
+struct Bot {
+    child: std::process::Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Bot {
+    fn start(d: &Deployment, fake: &Fake) -> Bot {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.arg("run")
+            .arg("--kb")
+            .arg(&d.kb)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("KEFU__DATABASE__URL", d.url())
+            .env("KEFU__TELEGRAM__TOKEN", TOKEN)
+            .env("KEFU__TELEGRAM__API_URL", &fake.url)
+            .env("KEFU__SERVER__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kefu run");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Bot { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn wait_log(&self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} in the log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// `user` (a new one) says hello, then asks `question` (updates `n` and `n + 1`): every
+    /// message the bot sends them until it has answered the question.
+    async fn ask(&self, fake: &Fake, user: i64, n: i64, question: &str) -> Vec<String> {
+        fake.push(dm(n, n, user, "/start"));
+        let deadline = Instant::now() + WAIT;
+        while sends_to(&fake.requests(), user).is_empty() {
+            assert!(Instant::now() < deadline, "no greeting:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let greeted = sends_to(&fake.requests(), user).len();
+        fake.push(dm(n + 1, n + 1, user, question));
+        while sends_to(&fake.requests(), user).len() == greeted {
+            assert!(Instant::now() < deadline, "no reply:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        // Whatever else the turn sends comes at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sends_to(&fake.requests(), user)[greeted..]
+            .iter()
+            .map(|r| text(r).to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_bot_answers_an_accepted_topic_without_a_restart() {
+    let d = Deployment::new();
+    let kb = d.kb.display().to_string();
+    let fake = Fake::start().await;
+    let bot = Bot::start(&d, &fake);
+    bot.wait_log(WATCHING).await;
+    let question = "质押收益怎么算";
+    let placeholder = "这个问题需要人工客服为您处理";
+    let before = bot.ask(&fake, 501, 1, question).await;
+    assert!(
+        before.iter().all(|t| !t.contains(placeholder)),
+        "{before:#?}"
+    );
+
+    let d2 = &d;
+    tokio::task::block_in_place(|| {
+        d2.misses(&[
+            (question, 2),
+            ("质押的收益什么时候发", 1),
+            ("质押收益没到账", 1),
+            ("质押收益率多少", 1),
+        ]);
+        let found = d2.suggestions();
+        let topic = found
+            .iter()
+            .find(|s| s["kind"] == "new_topic")
+            .unwrap_or_else(|| panic!("a new topic: {found:?}"));
+        let id = topic["id"].as_str().unwrap();
+        d2.ok(&["kb", "accept", id, "--as", "lena", &kb]);
+    });
+    bot.wait_log(RELOADED).await;
+    let after = bot.ask(&fake, 502, 3, question).await;
+    assert!(
+        after.iter().any(|t| t.contains(placeholder)),
+        "the new intent answers: {after:#?}\n{}",
+        bot.log()
+    );
+}
