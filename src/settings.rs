@@ -57,6 +57,10 @@ pub struct ConsoleSettings {
     /// The URL staff open, e.g. `https://support.example.com` behind a TLS proxy: when it is
     /// `https://`, the session cookie is marked `Secure`. Empty: as served (plain HTTP).
     pub public_url: String,
+    /// Behind a reverse proxy that appends the client's address to `X-Forwarded-For`: failed
+    /// logins are then counted per that address rather than per the proxy's. Only with a proxy
+    /// in front (a client reaching the console directly could choose its address).
+    pub trust_forwarded_for: bool,
 }
 
 /// `[log]`.

@@ -15,6 +15,7 @@ use crate::settings::Settings;
 fn config(settings: &Settings) -> kefu_console::ConsoleConfig {
     kefu_console::ConsoleConfig {
         public_url: settings.console.public_url.clone(),
+        trust_forwarded_for: settings.console.trust_forwarded_for,
     }
 }
 

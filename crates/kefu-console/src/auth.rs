@@ -128,15 +128,28 @@ impl FromRequestParts<App> for ApiStaff {
     }
 }
 
-/// The peer's IP address (login throttling), or "unknown" when the router was served without
-/// connection info.
+/// The client's IP address for login throttling: the peer address, or, with
+/// `trust_forwarded_for`, the last `X-Forwarded-For` entry (the one the proxy added) when it is
+/// an IP address; "unknown" when the router was served without connection info.
 #[derive(Debug, Clone)]
 pub(crate) struct PeerIp(pub(crate) String);
 
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+impl FromRequestParts<App> for PeerIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if app.config().trust_forwarded_for
+            && let Some(ip) = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
+                .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok())
+        {
+            return Ok(Self(ip.to_string()));
+        }
         Ok(Self(
             parts
                 .extensions

@@ -47,6 +47,11 @@ pub struct ConsoleConfig {
     /// the session cookie is marked `Secure`, and a form posted from this origin is accepted
     /// even when a proxy rewrote the `Host` header. Empty: as served.
     pub public_url: String,
+    /// The console is reached only through a reverse proxy on the same host or network, which
+    /// appends the client's address to `X-Forwarded-For`: login throttling then counts per the
+    /// address the proxy saw (the header's last entry) instead of the proxy's own. Off: the
+    /// peer address, so a client cannot choose the address it is counted under.
+    pub trust_forwarded_for: bool,
 }
 
 impl ConsoleConfig {
@@ -271,6 +276,7 @@ mod tests {
     fn the_public_origin_drops_the_path() {
         let c = |u: &str| ConsoleConfig {
             public_url: u.into(),
+            trust_forwarded_for: false,
         };
         assert_eq!(
             c("https://support.example.com/console/").public_origin(),

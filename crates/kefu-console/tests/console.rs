@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{Console, PASSWORD, client, csrf_of, location, user};
+use kefu_console::ConsoleConfig;
 use kefu_core::model::TicketStatus;
 use kefu_service::{LabelKind, StaffAction, StaffActor, StaffOutcome, StaffRole};
 use reqwest::StatusCode;
@@ -356,6 +357,53 @@ async fn markup_in_what_users_write_is_shown_as_text_on_the_ticket_and_in_the_qu
         json!(hostile),
         "JSON carries the text as it is"
     );
+}
+
+/// Login throttling per address behind a proxy: with `trust_forwarded_for` the address the
+/// proxy appended to `X-Forwarded-For` is counted (one client's failures do not lock out the
+/// others); without it the header is ignored and the peer address counts, so a client cannot
+/// dodge the limit by sending a header of its own.
+#[tokio::test]
+async fn behind_a_trusted_proxy_failed_logins_count_per_forwarded_address() {
+    for trusted in [true, false] {
+        let c = Console::start_configured(ConsoleConfig {
+            public_url: String::new(),
+            trust_forwarded_for: trusted,
+        })
+        .await;
+        for n in 0..6 {
+            c.staff(&format!("user{n}"), StaffRole::Agent).await;
+        }
+        let http = client();
+        let attempt = |name: String, from: &'static str| {
+            http.post(c.url("/login"))
+                .header("X-Forwarded-For", format!("203.0.113.9, {from}"))
+                .form(&[("name", name.as_str()), ("password", "wrong password")])
+                .send()
+        };
+        // Five accounts, one failure each, all from 10.0.0.1: that address's limit.
+        for n in 0..5 {
+            let r = attempt(format!("user{n}"), "10.0.0.1").await.unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "trusted={trusted} n={n}"
+            );
+        }
+        let same = attempt("user5".into(), "10.0.0.1").await.unwrap();
+        assert_eq!(
+            same.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "trusted={trusted}"
+        );
+        let other = attempt("user5".into(), "10.0.0.2").await.unwrap();
+        let expected = if trusted {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(other.status(), expected, "trusted={trusted}");
+    }
 }
 
 #[tokio::test]

@@ -53,6 +53,15 @@ impl Console {
 
     /// With `public_url` as the configured public URL.
     pub async fn start_with(public_url: &str) -> Console {
+        Self::start_configured(ConsoleConfig {
+            public_url: public_url.to_owned(),
+            trust_forwarded_for: false,
+        })
+        .await
+    }
+
+    /// With `config`.
+    pub async fn start_configured(console: ConsoleConfig) -> Console {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
         let store = Store::connect_with(
@@ -73,12 +82,7 @@ impl Console {
         );
         config.instance = "console-test".into();
         let service = Arc::new(Service::new(Engine::train(kb()), store, config));
-        let app = kefu_console::router(
-            service.clone(),
-            ConsoleConfig {
-                public_url: public_url.to_owned(),
-            },
-        );
+        let app = kefu_console::router(service.clone(), console);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
