@@ -98,6 +98,29 @@ impl Kefu {
         }
     }
 
+    /// Another `kefu` command on this process's database (`staff add …`), with `env` added;
+    /// asserts it succeeds.
+    fn cli(&self, args: &[&str], env: &[(&str, &str)]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KEFU") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env(
+            "KEFU__DATABASE__URL",
+            format!("sqlite://{}", self.db.display()),
+        )
+        .envs(env.iter().copied());
+        let out = cmd.output().expect("kefu");
+        assert!(
+            out.status.success(),
+            "kefu {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `kefu desk … --json` on this process's database.
     fn desk_json(&self, args: &[&str]) -> Value {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
@@ -456,7 +479,8 @@ async fn a_ticket_is_worked_in_a_private_staff_thread() {
         thread_message(3004, thread, MALLORY, "秘密", &[]),
     );
 
-    // Resolve: the thread is archived and locked, the user gets the rating buttons.
+    // Resolve: the thread is archived (not locked: the label buttons that follow stay
+    // clickable), the user gets the rating buttons.
     fake.dispatch(
         "INTERACTION_CREATE",
         press(3102, thread, Some(GUILD), BOB, &[STAFF_ROLE], &resolve),
@@ -467,7 +491,7 @@ async fn a_ticket_is_worked_in_a_private_staff_thread() {
         })
         .await;
     assert_eq!(archived.body["archived"], json!(true));
-    assert_eq!(archived.body["locked"], json!(true));
+    assert_eq!(archived.body["locked"], json!(false));
     let rating = fake
         .wait_for("the rating buttons", |r| {
             r.path == format!("/channels/{DM}/messages") && buttons(r).len() >= 5
@@ -502,6 +526,159 @@ async fn a_ticket_is_worked_in_a_private_staff_thread() {
         assert!(Instant::now() < deadline, "the rating is stored: {shown}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_resolve_in_the_thread_staff_label_the_question_with_a_button() {
+    let fake = Fake::start().await;
+    let kefu = Kefu::start(&fake, &[], None);
+    // The presser is linked to the account "omar": the label is recorded under that name.
+    kefu.cli(
+        &["staff", "add", "omar"],
+        &[("KEFU_STAFF_PASSWORD", "long enough password")],
+    );
+    kefu.cli(
+        &["staff", "link", "omar", "--discord", &DAVE.0.to_string()],
+        &[],
+    );
+    connected(&fake).await;
+    fake.dispatch("MESSAGE_CREATE", dm(8001, ALICE, "我的账户被冻结了怎么办"));
+    fake.wait_for("the answer", |r| {
+        r.path == format!("/channels/{DM}/messages")
+    })
+    .await;
+    fake.dispatch("MESSAGE_CREATE", dm(8002, ALICE, "转人工"));
+    let (thread, code, claim, resolve) = staff_thread(&fake).await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        press(8101, thread, Some(GUILD), DAVE, &[], &claim),
+    );
+    fake.wait_for("the staff-joined message to the user", |r| {
+        r.path == format!("/channels/{DM}/messages") && content(r).contains(&code)
+    })
+    .await;
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        press(8102, thread, Some(GUILD), DAVE, &[], &resolve),
+    );
+    let archive = |r: &Req| r.method == "PATCH" && r.path == format!("/channels/{thread}");
+    let reqs = fake
+        .wait_until("the label post, then the thread archived", |reqs| {
+            reqs.iter().any(archive)
+        })
+        .await;
+    let post_at = reqs
+        .iter()
+        .position(|r| {
+            r.method == "POST"
+                && r.path == format!("/channels/{thread}/messages")
+                && content(r).contains("What was the question about?")
+        })
+        .unwrap_or_else(|| panic!("the label post: {reqs:#?}"));
+    let archived_at = reqs.iter().position(archive).unwrap();
+    assert!(
+        post_at < archived_at,
+        "posted before the thread was archived"
+    );
+    assert_eq!(reqs[archived_at].body["archived"], json!(true));
+    assert_eq!(
+        reqs[archived_at].body["locked"],
+        json!(false),
+        "a locked thread's buttons cannot be clicked"
+    );
+    let post = &reqs[post_at];
+    assert!(
+        content(post).contains("我的账户被冻结了怎么办"),
+        "{}",
+        content(post)
+    );
+    assert_inert(post);
+    let choices = buttons(post);
+    assert!(
+        (3..=5).contains(&choices.len()),
+        "up to 3 intents, new topic, not a question: {choices:?}"
+    );
+    assert!(
+        choices
+            .iter()
+            .all(|(_, id)| id.starts_with("staff:label:") && id.len() <= 100),
+        "{choices:?}"
+    );
+    let labels: Vec<&str> = choices.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        &labels[labels.len() - 2..],
+        ["New topic", "Not a question"],
+        "{choices:?}"
+    );
+    let (_, locked) = choices
+        .iter()
+        .find(|(_, id)| id.ends_with(":i:account.locked"))
+        .unwrap_or_else(|| panic!("the likely intent: {choices:?}"))
+        .clone();
+
+    // Only staff may label: anyone else is refused, ephemerally, and nothing is recorded.
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        press(8103, thread, Some(GUILD), MALLORY, &[], &locked),
+    );
+    let refusal = fake
+        .wait_for("the refusal", |r| callback_for(r, 8103))
+        .await;
+    assert_eq!(refusal.body["type"], json!(4));
+    assert_eq!(refusal.body["data"]["flags"], json!(64), "ephemeral");
+    settle().await;
+    assert_eq!(kefu.desk_json(&["show", &code])["label"], Value::Null);
+
+    // Staff press a label button: acknowledged, told (ephemerally, in their language) what was
+    // recorded, and the thread is archived again.
+    let before = fake.requests().len();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        press(8104, thread, Some(GUILD), DAVE, &[], &locked),
+    );
+    let ack = fake
+        .wait_for("the label press acknowledged", |r| callback_for(r, 8104))
+        .await;
+    assert_eq!(ack.body["type"], json!(6));
+    let told = fake
+        .wait_for("the ephemeral answer", |r| {
+            r.method == "POST" && r.path.starts_with("/webhooks/") && r.path.ends_with("/tok-8104")
+        })
+        .await;
+    assert_eq!(told.body["flags"], json!(64), "ephemeral");
+    assert!(
+        content(&told).contains("已记录") && content(&told).contains("account.locked"),
+        "in the presser's language (zh-CN): {}",
+        content(&told)
+    );
+    fake.wait_until("the thread archived again", |reqs| {
+        reqs[before..].iter().any(archive)
+    })
+    .await;
+    let shown = kefu.desk_json(&["show", &code]);
+    assert_eq!(shown["state"], "resolved", "{shown}");
+    let label = &shown["label"];
+    assert_eq!(label["kind"], "intent", "{shown}");
+    assert_eq!(label["name"], "account.locked");
+    assert_eq!(label["text"], "我的账户被冻结了怎么办");
+    assert_eq!(label["labelled_by"], "omar", "the linked account's name");
+
+    // "Not a question" replaces it.
+    let (_, none) = choices.last().cloned().unwrap();
+    fake.dispatch(
+        "INTERACTION_CREATE",
+        press(8105, thread, Some(GUILD), BOB, &[STAFF_ROLE], &none),
+    );
+    fake.wait_for("the second answer", |r| {
+        r.method == "POST" && r.path.ends_with("/tok-8105") && r.path.starts_with("/webhooks/")
+    })
+    .await;
+    let shown = kefu.desk_json(&["show", &code]);
+    assert_eq!(shown["label"]["kind"], "not_a_question", "{shown}");
+    assert_eq!(
+        shown["label"]["labelled_by"], "Bob",
+        "an unlinked presser's own name"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,6 +254,8 @@ pub fn service_config(
     }
     if !settings.discord.token.is_empty() && settings.discord.staff_channel_id != 0 {
         config.staff_spaces.push("discord".to_owned());
+        // The Discord adapter handles the label buttons of the post that follows a resolve.
+        config.label_spaces.push("discord".to_owned());
     }
     Ok(config)
 }

@@ -12,7 +12,9 @@
 //!   a thread named after the user's question, so a busy channel isn't flooded; the user then
 //!   talks in the thread without mentioning the bot.
 //! - [`staff`]: a private thread in the staff channel per open ticket; what staff type there and
-//!   the Claim / Resolve / Release buttons go to [`kefu_service::Service::staff_action`].
+//!   the Claim / Resolve / Release buttons go to [`kefu_service::Service::staff_action`], the
+//!   label buttons of the post that follows a resolve to
+//!   [`kefu_service::Service::label_from_button`].
 //! - [`send`]: [`kefu_service::delivery::Deliver`] for Discord — messages split at 2,000
 //!   characters, buttons as components, `allowed_mentions` empty so nothing a user typed
 //!   ("@everyone") can ping. The service's delivery worker decides what to send and when.

@@ -304,12 +304,25 @@ impl Deliver for Sender<'_> {
         }
     }
 
+    /// Archives the thread, and locks it unless label buttons may follow a resolve there:
+    /// Discord makes the buttons of a locked thread unclickable, while those of an archived one
+    /// still reach the bot.
     async fn close_staff_space(&self, space: &str) -> Outcome {
         let Some(thread) = channel(space) else {
             return Outcome::Sent(None);
         };
+        let labels = self
+            .adapter
+            .service
+            .config()
+            .label_spaces
+            .iter()
+            .any(|s| s == PLATFORM);
         match thread
-            .edit_thread(self.http(), EditThread::new().archived(true).locked(true))
+            .edit_thread(
+                self.http(),
+                EditThread::new().archived(true).locked(!labels),
+            )
             .await
         {
             Ok(_) => Outcome::Sent(None),
