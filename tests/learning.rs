@@ -69,6 +69,11 @@ impl Deployment {
     }
 
     fn run(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(args, &[], stdin)
+    }
+
+    /// [`Deployment::run`] with more environment variables.
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
         cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
         for (key, _) in std::env::vars_os() {
@@ -78,6 +83,7 @@ impl Deployment {
         }
         cmd.env("KEFU__DATABASE__URL", self.url())
             .env("KEFU__NLU__KB", &self.kb)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -366,6 +372,11 @@ struct Bot {
 
 impl Bot {
     fn start(d: &Deployment, fake: &Fake) -> Bot {
+        Self::start_with(d, fake, &[])
+    }
+
+    /// [`Bot::start`] with more environment variables.
+    fn start_with(d: &Deployment, fake: &Fake, env: &[(&str, &str)]) -> Bot {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
         cmd.arg("run")
             .arg("--kb")
@@ -381,6 +392,7 @@ impl Bot {
             .env("KEFU__TELEGRAM__API_URL", &fake.url)
             .env("KEFU__SERVER__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kefu run");
@@ -482,5 +494,114 @@ async fn a_running_bot_answers_an_accepted_topic_without_a_restart() {
         after.iter().any(|t| t.contains(placeholder)),
         "the new intent answers: {after:#?}\n{}",
         bot.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_accepts_a_suggestion_through_the_console_api_of_kefu_run() {
+    let d = Deployment::new();
+    let password = "correct horse battery staple";
+    let (found, token) = tokio::task::block_in_place(|| {
+        d.misses(&[
+            ("质押收益怎么算", 2),
+            ("质押的收益什么时候发", 1),
+            ("质押收益没到账", 1),
+            ("质押收益率多少", 1),
+        ]);
+        let added = d.run_with(
+            &["staff", "add", "lena", "--role", "lead"],
+            &[("KEFU_STAFF_PASSWORD", password)],
+            "",
+        );
+        assert_eq!(added.code, 0, "{added:?}");
+        let token = d
+            .ok(&["staff", "token", "lena"])
+            .split_whitespace()
+            .last()
+            .expect("a token")
+            .to_owned();
+        (d.suggestions(), token)
+    });
+    let topic = found
+        .iter()
+        .find(|s| s["kind"] == "new_topic")
+        .unwrap_or_else(|| panic!("a new topic: {found:?}"));
+    let id = topic["id"].as_str().unwrap().to_owned();
+    let intent = topic["intent"].as_str().unwrap().to_owned();
+    let file = PathBuf::from(topic["new_intent"]["file"].as_str().unwrap());
+
+    let fake = Fake::start().await;
+    let bot = Bot::start_with(&d, &fake, &[("KEFU__CONSOLE__LISTEN", "127.0.0.1:0")]);
+    bot.wait_log(WATCHING).await;
+    let marker = "console: serving on http://";
+    bot.wait_log(marker).await;
+    let log = bot.log();
+    let rest = &log[log.find(marker).unwrap() + marker.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    let base = format!("http://{}", &rest[..end]);
+    let http = reqwest::Client::new();
+
+    // The console lists what `kefu kb suggest` lists.
+    let listed: Value = http
+        .get(format!("{base}/api/suggestions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = listed["suggestions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let mut cli_ids: Vec<&str> = found.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    cli_ids.sort_unstable();
+    assert_eq!(ids, cli_ids, "{listed}");
+
+    let r = http
+        .post(format!("{base}/api/suggestions/{id}/accept"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["ok"], true, "{done}");
+    assert!(
+        done["done"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("accepted {id} (lena): added intent {intent}")),
+        "{done}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(&format!("id = \"{intent}\"")), "{text}");
+    assert!(
+        text.contains(&format!("kefu kb accept {id} (lena, ")),
+        "{text}"
+    );
+    bot.wait_log(RELOADED).await;
+
+    // Decided once: the same id again is refused, and the history names the lead.
+    let again = http
+        .post(format!("{base}/api/suggestions/{id}/accept"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let history = tokio::task::block_in_place(|| d.json(&["kb", "history", "--json"]));
+    let decisions = history["decisions"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|x| x["suggestion"] == id.as_str() && x["accepted"] == true && x["by"] == "lena"),
+        "{history}"
     );
 }

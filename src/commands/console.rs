@@ -3,6 +3,7 @@
 //! ([`kefu_console`]).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -12,19 +13,31 @@ use tokio::sync::watch;
 use super::{Failure, multi_thread_runtime, open_desk};
 use crate::settings::Settings;
 
-fn config(settings: &Settings) -> kefu_console::ConsoleConfig {
+/// The console's configuration; with `kb`, its suggestions page works on that KB's files and the
+/// service's database.
+fn config(
+    settings: &Settings,
+    service: &Service,
+    kb: Option<&Path>,
+) -> kefu_console::ConsoleConfig {
     kefu_console::ConsoleConfig {
         public_url: settings.console.public_url.clone(),
         trust_forwarded_for: settings.console.trust_forwarded_for,
+        kb_curator: kb.map(|kb| {
+            Arc::new(super::learn::Curator::new(service.store().clone(), kb))
+                as Arc<dyn kefu_console::KbCurator>
+        }),
     }
 }
 
-/// Serves the console on `console.listen` until `shutdown`. A listener that cannot be opened is
-/// logged and the rest of `kefu run` goes on without the console; `Err` only for `kefu console`,
-/// whose one job it is.
+/// Serves the console on `console.listen` until `shutdown`; `kb` is the KB `kefu run` serves
+/// (the suggestions page edits it), `None` for `kefu console`. A listener that cannot be opened
+/// is logged and the rest of `kefu run` goes on without the console; `Err` only for
+/// `kefu console`, whose one job it is.
 pub async fn serve(
     service: Arc<Service>,
     settings: &Settings,
+    kb: Option<&Path>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), Failure> {
     let listen = settings.console.listen.as_str();
@@ -42,7 +55,8 @@ pub async fn serve(
         .map_or_else(|_| listen.to_owned(), |a| a.to_string());
     tracing::info!("console: serving on http://{addr}/ (staff accounts: kefu staff add NAME)");
     // Open live pages (event streams) end at shutdown too, so a stop never waits for them.
-    let app = kefu_console::router_with_shutdown(service, config(settings), shutdown.clone())
+    let config = config(settings, &service, kb);
+    let app = kefu_console::router_with_shutdown(service, config, shutdown.clone())
         .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         while !*shutdown.borrow() {
@@ -74,7 +88,7 @@ pub fn run(settings: &Settings) -> Result<(), Failure> {
             tracing::info!("console: stopping");
             let _ = stop.send(true);
         });
-        let served = serve(service.clone(), settings, shutdown).await;
+        let served = serve(service.clone(), settings, None, shutdown).await;
         service.store().close().await;
         served
     })

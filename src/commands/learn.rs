@@ -9,6 +9,8 @@
 //! over it), and records the decision; a running `kefu run` picks the change up through its file
 //! watcher. `reject` records that a suggestion is not wanted, so it is not suggested again.
 //! `history` shows who labelled what and who accepted or rejected which suggestion, and when.
+//! [`Curator`] does what `suggest`, `accept` and `reject` do for the staff console's suggestions
+//! page, through the same functions.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -125,6 +127,98 @@ fn points(x: f32) -> String {
     format!("{:+.1}", x * 100.0)
 }
 
+/// Runs `work` (training, KB parsing, file writing) on the blocking thread pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Failure::Other(anyhow!("the KB work stopped: {e}")))?
+}
+
+/// The open suggestions for the KB at `kb` with their estimated effects, the engine trained on
+/// it and what the database held.
+struct Suggested {
+    inputs: Inputs,
+    engine: Engine,
+    found: Suggestions,
+}
+
+/// What `kefu kb suggest` and the console's suggestions page show.
+async fn suggested(store: &Store, kb: &Path, min_cluster: usize) -> Result<Suggested, Failure> {
+    let inputs = read_inputs(store).await?;
+    let kb = kb.to_owned();
+    blocking(move || {
+        let engine = load_engine(&kb)?.engine;
+        let mut found = suggestions(&engine, &inputs, min_cluster);
+        let train = |kb: KnowledgeBase| super::train(kb).ok();
+        learn::estimate_effects(&engine, &mut found, &train);
+        Ok(Suggested {
+            inputs,
+            engine,
+            found,
+        })
+    })
+    .await
+}
+
+/// What `kind intent` a suggestion is, as its heading says.
+fn what(s: &Suggestion) -> String {
+    match (&s.kind, &s.other) {
+        (SuggestionKind::Overlap, Some(b)) => format!("overlap {} / {b}", s.intent),
+        _ => format!("{} {}", s.kind.as_str(), s.intent),
+    }
+}
+
+/// The expected effect of a suggestion, one line each.
+fn effect_lines(s: &Suggestion) -> Vec<String> {
+    let mut out = Vec::new();
+    match &s.effect {
+        Some(e) => {
+            if let Some(t) = &e.traffic {
+                out.push(format!(
+                    "effect on the traffic ({} questions: those labelled and its own): resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
+                    t.before.cases,
+                    pct(t.before.resolved_rate),
+                    pct(t.after.resolved_rate),
+                    points(t.resolved_change),
+                    pct(t.before.wrong_answer_rate),
+                    pct(t.after.wrong_answer_rate),
+                    points(t.wrong_answer_change),
+                    pct(t.before.top1_accuracy),
+                    pct(t.after.top1_accuracy),
+                    points(t.top1_change),
+                ));
+            }
+            out.push(format!(
+                "effect on the KB's held-out check: resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
+                pct(e.before.resolved_rate),
+                pct(e.after.resolved_rate),
+                points(e.resolved_change),
+                pct(e.before.wrong_answer_rate),
+                pct(e.after.wrong_answer_rate),
+                points(e.wrong_answer_change),
+                pct(e.before.top1_accuracy),
+                pct(e.after.top1_accuracy),
+                points(e.top1_change),
+            ));
+            out.push(format!(
+                "expected: {}",
+                if e.is_positive() {
+                    "better (the bot's utility rises)"
+                } else {
+                    "no better (the bot's utility does not rise)"
+                }
+            ));
+        }
+        None if s.kind == SuggestionKind::Overlap => {
+            out.push("effect: none on answers (no example changes)".to_owned());
+        }
+        None => out.push("effect: could not be estimated".to_owned()),
+    }
+    out
+}
+
 /// `kefu kb suggest`.
 pub fn suggest(
     settings: &Settings,
@@ -134,11 +228,11 @@ pub fn suggest(
 ) -> Result<(), Failure> {
     runtime()?.block_on(async {
         let store = open_store(settings).await?;
-        let inputs = read_inputs(&store).await?;
-        let engine = load_engine(kb)?.engine;
-        let mut found = suggestions(&engine, &inputs, min_cluster);
-        let train = |kb: KnowledgeBase| super::train(kb).ok();
-        learn::estimate_effects(&engine, &mut found, &train);
+        let Suggested {
+            inputs,
+            engine,
+            found,
+        } = suggested(&store, kb, min_cluster).await?;
         let mut out = String::new();
         if json {
             let report = json!({
@@ -175,57 +269,10 @@ pub fn suggest(
         );
         for s in &found.suggestions {
             outln!(out);
-            let what = match (&s.kind, &s.other) {
-                (SuggestionKind::Overlap, Some(b)) => format!("overlap {} / {b}", s.intent),
-                _ => format!("{} {}", s.kind.as_str(), s.intent),
-            };
-            outln!(out, "[{}] {what}", s.id);
+            outln!(out, "[{}] {}", s.id, what(s));
             outln!(out, "  {}", visible(&s.summary));
-            match &s.effect {
-                Some(e) => {
-                    if let Some(t) = &e.traffic {
-                        outln!(
-                            out,
-                            "  effect on the traffic ({} questions: those labelled and its own): resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
-                            t.before.cases,
-                            pct(t.before.resolved_rate),
-                            pct(t.after.resolved_rate),
-                            points(t.resolved_change),
-                            pct(t.before.wrong_answer_rate),
-                            pct(t.after.wrong_answer_rate),
-                            points(t.wrong_answer_change),
-                            pct(t.before.top1_accuracy),
-                            pct(t.after.top1_accuracy),
-                            points(t.top1_change),
-                        );
-                    }
-                    outln!(
-                        out,
-                        "  effect on the KB's held-out check: resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
-                        pct(e.before.resolved_rate),
-                        pct(e.after.resolved_rate),
-                        points(e.resolved_change),
-                        pct(e.before.wrong_answer_rate),
-                        pct(e.after.wrong_answer_rate),
-                        points(e.wrong_answer_change),
-                        pct(e.before.top1_accuracy),
-                        pct(e.after.top1_accuracy),
-                        points(e.top1_change),
-                    );
-                    outln!(
-                        out,
-                        "  expected: {}",
-                        if e.is_positive() {
-                            "better (the bot's utility rises)"
-                        } else {
-                            "no better (the bot's utility does not rise)"
-                        }
-                    );
-                }
-                None if s.kind == SuggestionKind::Overlap => {
-                    outln!(out, "  effect: none on answers (no example changes)");
-                }
-                None => outln!(out, "  effect: could not be estimated"),
+            for line in effect_lines(s) {
+                outln!(out, "  {line}");
             }
             for m in &s.members {
                 let from = match m.source {
@@ -299,6 +346,109 @@ fn detail(s: &Suggestion, files: &[PathBuf]) -> serde_json::Value {
     })
 }
 
+/// What [`decide`] did: a line per suggestion and, after an accept, a line about the edited KB.
+struct Decided {
+    lines: Vec<String>,
+    kb: Option<String>,
+}
+
+/// Accepts (writes into the KB files, then records) or rejects (records) the suggestions `ids`
+/// as `by`, recomputed on the KB at `kb`: what `kefu kb accept|reject` and the console do.
+async fn decide(
+    store: &Store,
+    kb: &Path,
+    ids: &[String],
+    by: &str,
+    accept: bool,
+    min_cluster: usize,
+) -> Result<Decided, Failure> {
+    let inputs = read_inputs(store).await?;
+    let now = Utc::now();
+    let (chosen, files_of, edited) = {
+        let (kb, ids, by) = (kb.to_owned(), ids.to_vec(), by.to_owned());
+        blocking(move || {
+            let engine = load_engine(&kb)?.engine;
+            let found = suggestions(&engine, &inputs, min_cluster);
+            let chosen = chosen(&found, &inputs, &ids)?;
+            if !accept {
+                return Ok((chosen, Vec::new(), None));
+            }
+            let (edits, files_of) = plan(engine.kb(), &chosen, &by, now)?;
+            let edited = validate(&kb, &edits, &chosen)?;
+            write_files(&edits)?;
+            Ok((chosen, files_of, Some(edited)))
+        })
+        .await?
+    };
+    let mut lines = Vec::new();
+    for (i, s) in chosen.iter().enumerate() {
+        let files = files_of.get(i).map_or(&[][..], Vec::as_slice);
+        let decision = KbDecision {
+            suggestion: s.id.clone(),
+            accepted: accept,
+            by: by.to_owned(),
+            at: now,
+            summary: s.summary.clone(),
+            detail: detail(s, files),
+        };
+        store
+            .record_kb_decision(&decision)
+            .await
+            .with_context(|| {
+                if accept {
+                    format!(
+                        "recording the acceptance of {} (the KB files were already written)",
+                        s.id
+                    )
+                } else {
+                    format!("recording the rejection of {}", s.id)
+                }
+            })
+            .map_err(Failure::Other)?;
+        lines.push(if accept {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!(
+                "accepted {} ({by}): {} — written to {}",
+                s.id,
+                what_was_done(s),
+                files.join(", ")
+            )
+        } else {
+            format!("rejected {} ({by}): it will not be suggested again", s.id)
+        });
+    }
+    let kb = edited.map(|edited| {
+        format!(
+            "{}: valid — {} intents, {} examples; a running `kefu run` reloads it when it sees the files change",
+            kb.display(),
+            edited.intents.len(),
+            edited.example_count()
+        )
+    });
+    Ok(Decided { lines, kb })
+}
+
+/// `kefu kb accept` (`accept`) or `kefu kb reject`.
+fn decide_command(
+    settings: &Settings,
+    kb: &Path,
+    ids: &[String],
+    by: &str,
+    accept: bool,
+    min_cluster: usize,
+) -> Result<(), Failure> {
+    let by = staff_name(by)?;
+    runtime()?.block_on(async {
+        let store = open_store(settings).await?;
+        let decided = decide(&store, kb, ids, &by, accept, min_cluster).await?;
+        let mut out = String::new();
+        for line in decided.lines.iter().chain(&decided.kb) {
+            outln!(out, "{line}");
+        }
+        emit(&out)
+    })
+}
+
 /// `kefu kb accept`.
 pub fn accept(
     settings: &Settings,
@@ -307,55 +457,7 @@ pub fn accept(
     by: &str,
     min_cluster: usize,
 ) -> Result<(), Failure> {
-    let by = staff_name(by)?;
-    runtime()?.block_on(async {
-        let store = open_store(settings).await?;
-        let inputs = read_inputs(&store).await?;
-        let engine = load_engine(kb)?.engine;
-        let found = suggestions(&engine, &inputs, min_cluster);
-        let chosen = chosen(&found, &inputs, ids)?;
-        let now = Utc::now();
-        let (edits, files_of) = plan(engine.kb(), &chosen, &by, now)?;
-        let edited = validate(kb, &edits, &chosen)?;
-        write_files(&edits)?;
-        let mut out = String::new();
-        for (s, files) in chosen.iter().zip(&files_of) {
-            let decision = KbDecision {
-                suggestion: s.id.clone(),
-                accepted: true,
-                by: by.clone(),
-                at: now,
-                summary: s.summary.clone(),
-                detail: detail(s, files),
-            };
-            store
-                .record_kb_decision(&decision)
-                .await
-                .with_context(|| {
-                    format!(
-                        "recording the acceptance of {} (the KB files were already written)",
-                        s.id
-                    )
-                })
-                .map_err(Failure::Other)?;
-            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            outln!(
-                out,
-                "accepted {} ({by}): {} — written to {}",
-                s.id,
-                what_was_done(s),
-                files.join(", ")
-            );
-        }
-        outln!(
-            out,
-            "{}: valid — {} intents, {} examples; a running `kefu run` reloads it when it sees the files change",
-            kb.display(),
-            edited.intents.len(),
-            edited.example_count()
-        );
-        emit(&out)
-    })
+    decide_command(settings, kb, ids, by, true, min_cluster)
 }
 
 fn what_was_done(s: &Suggestion) -> String {
@@ -387,37 +489,86 @@ pub fn reject(
     by: &str,
     min_cluster: usize,
 ) -> Result<(), Failure> {
-    let by = staff_name(by)?;
-    runtime()?.block_on(async {
-        let store = open_store(settings).await?;
-        let inputs = read_inputs(&store).await?;
-        let engine = load_engine(kb)?.engine;
-        let found = suggestions(&engine, &inputs, min_cluster);
-        let chosen = chosen(&found, &inputs, ids)?;
-        let now = Utc::now();
-        let mut out = String::new();
-        for s in &chosen {
-            let decision = KbDecision {
-                suggestion: s.id.clone(),
-                accepted: false,
-                by: by.clone(),
-                at: now,
-                summary: s.summary.clone(),
-                detail: detail(s, &[]),
-            };
-            store
-                .record_kb_decision(&decision)
-                .await
-                .with_context(|| format!("recording the rejection of {}", s.id))
-                .map_err(Failure::Other)?;
-            outln!(
-                out,
-                "rejected {} ({by}): it will not be suggested again",
-                s.id
-            );
+    decide_command(settings, kb, ids, by, false, min_cluster)
+}
+
+/// The console's suggestions page on the KB at a path (the one `kefu run` serves) and the
+/// database of `store`: the same suggestions, accepts and rejects as `kefu kb suggest|accept|
+/// reject`, with the default minimum cluster size. Decisions are made one at a time.
+#[derive(Debug)]
+pub struct Curator {
+    store: Store,
+    kb: PathBuf,
+    deciding: tokio::sync::Mutex<()>,
+}
+
+impl Curator {
+    pub fn new(store: Store, kb: &Path) -> Self {
+        Self {
+            store,
+            kb: kb.to_owned(),
+            deciding: tokio::sync::Mutex::new(()),
         }
-        emit(&out)
-    })
+    }
+}
+
+/// A failure as one line for the console.
+fn message(failure: Failure) -> String {
+    match failure {
+        Failure::BadInput(e) | Failure::Other(e) => format!("{e:#}"),
+    }
+}
+
+impl kefu_console::KbCurator for Curator {
+    fn suggestions(
+        &self,
+    ) -> kefu_console::BoxFuture<'_, Result<Vec<kefu_console::SuggestionView>, String>> {
+        Box::pin(async move {
+            let found = suggested(&self.store, &self.kb, learn::DEFAULT_MIN_CLUSTER)
+                .await
+                .map_err(message)?
+                .found;
+            Ok(found
+                .suggestions
+                .iter()
+                .map(|s| kefu_console::SuggestionView {
+                    id: s.id.clone(),
+                    kind: s.kind.as_str().to_owned(),
+                    summary: s.summary.clone(),
+                    intent: Some(match &s.other {
+                        Some(b) => format!("{} / {b}", s.intent),
+                        None => s.intent.clone(),
+                    }),
+                    texts: s.members.iter().map(|m| m.text.clone()).collect(),
+                    effect: effect_lines(s).join("; "),
+                    positive: s.effect.as_ref().is_some_and(|e| e.is_positive()),
+                })
+                .collect())
+        })
+    }
+
+    fn decide<'a>(
+        &'a self,
+        id: &'a str,
+        accept: bool,
+        by: &'a str,
+    ) -> kefu_console::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let by = staff_name(by).map_err(message)?;
+            let _one_at_a_time = self.deciding.lock().await;
+            let decided = decide(
+                &self.store,
+                &self.kb,
+                &[id.to_owned()],
+                &by,
+                accept,
+                learn::DEFAULT_MIN_CLUSTER,
+            )
+            .await
+            .map_err(message)?;
+            Ok(decided.lines.join("; "))
+        })
+    }
 }
 
 fn staff_name(by: &str) -> Result<String, Failure> {

@@ -83,7 +83,7 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
         // The staff console: a listener that cannot open is logged, the platforms go on.
         let console = async {
             if let Err(Failure::BadInput(e) | Failure::Other(e)) =
-                super::console::serve(service.clone(), settings, shutdown.clone()).await
+                super::console::serve(service.clone(), settings, Some(kb), shutdown.clone()).await
             {
                 tracing::error!(error = %format!("{e:#}"), "the staff console is off");
             }

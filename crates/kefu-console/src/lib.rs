@@ -14,6 +14,7 @@
 //!   headers every answer carries, the fallbacks.
 //! - `auth`: the session cookie, API tokens, CSRF and `Origin` checks, login and logout.
 //! - `queue`, `ticket`, `reports`: the pages, their live fragments and their JSON twins.
+//! - `suggestions`: the KB suggestions leads accept or reject, through a [`KbCurator`].
 //! - `events`: the server-sent event streams.
 //! - `views`: the page layout and formatting shared by the pages.
 //! - `problem`: what a failed request answers (an HTML page or a JSON error).
@@ -23,11 +24,13 @@ mod events;
 mod problem;
 mod queue;
 mod reports;
+mod suggestions;
 mod ticket;
 mod views;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -38,7 +41,42 @@ use kefu_service::Service;
 use problem::Problem;
 use tokio::sync::watch;
 
+pub use futures_util::future::BoxFuture;
 pub(crate) use kefu_service::{LoginOutcome, Report, StaffAccount, StaffSession};
+
+/// What the suggestions page works on: the KB files and the learning loop's decisions, owned by
+/// the program that serves the KB (`kefu run`).
+pub trait KbCurator: Send + Sync + std::fmt::Debug {
+    /// The open suggestions (neither accepted nor rejected), newest KB state.
+    fn suggestions(&self) -> BoxFuture<'_, Result<Vec<SuggestionView>, String>>;
+    /// Accepts (writes into the KB files, records the decision) or rejects one; Ok: a one-line
+    /// summary of what was done.
+    fn decide<'a>(
+        &'a self,
+        id: &'a str,
+        accept: bool,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// One open suggestion, as the suggestions page and `GET /api/suggestions` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SuggestionView {
+    /// The id `accept` and `reject` take.
+    pub id: String,
+    /// `add_examples`, `new_topic` or `overlap`.
+    pub kind: String,
+    /// What the suggestion is, in one sentence.
+    pub summary: String,
+    /// The intent it changes or adds, if any.
+    pub intent: Option<String>,
+    /// The questions it is made of.
+    pub texts: Vec<String>,
+    /// The expected effect, on one line.
+    pub effect: String,
+    /// Whether the bot is expected to do better with it.
+    pub positive: bool,
+}
 
 /// How the console is reached.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +90,9 @@ pub struct ConsoleConfig {
     /// address the proxy saw (the header's last entry) instead of the proxy's own. Off: the
     /// peer address, so a client cannot choose the address it is counted under.
     pub trust_forwarded_for: bool,
+    /// Lists, accepts and rejects KB suggestions for the suggestions page. `None`: the page says
+    /// it needs the KB, and the API answers 404 `no_kb`.
+    pub kb_curator: Option<Arc<dyn KbCurator>>,
 }
 
 impl ConsoleConfig {
@@ -88,6 +129,8 @@ struct AppInner {
     shutdown: watch::Receiver<bool>,
     /// Keeps the shutdown channel open when [`router`] made it (nothing ever sends on it).
     _never: Option<watch::Sender<bool>>,
+    /// The notice each session's next suggestions page shows (ok, text), keyed by its CSRF token.
+    notices: Mutex<HashMap<String, (bool, String)>>,
 }
 
 impl App {
@@ -101,6 +144,26 @@ impl App {
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    /// Keeps `notice` for the session with this CSRF token's next page.
+    pub(crate) fn set_notice(&self, csrf: &str, notice: (bool, String)) {
+        if let Ok(mut notices) = self.inner.notices.lock() {
+            // Notices nobody came back for are dropped rather than kept without bound.
+            if notices.len() >= 1024 {
+                notices.clear();
+            }
+            notices.insert(csrf.to_owned(), notice);
+        }
+    }
+
+    /// The notice kept for the session with this CSRF token, once.
+    pub(crate) fn take_notice(&self, csrf: &str) -> Option<(bool, String)> {
+        self.inner
+            .notices
+            .lock()
+            .ok()
+            .and_then(|mut notices| notices.remove(csrf))
     }
 }
 
@@ -165,6 +228,7 @@ fn build(
             config,
             shutdown,
             _never: never,
+            notices: Mutex::new(HashMap::new()),
         }),
     };
     Router::new()
@@ -183,6 +247,9 @@ fn build(
         .route("/tickets/{id}/release", post(ticket::release))
         .route("/tickets/{id}/label", post(ticket::label))
         .route("/reports", get(reports::page))
+        .route("/suggestions", get(suggestions::page))
+        .route("/suggestions/{id}/accept", post(suggestions::accept))
+        .route("/suggestions/{id}/reject", post(suggestions::reject))
         .route("/events/queue", get(events::queue))
         .route("/events/tickets/{id}", get(events::ticket))
         .route("/api/me", get(auth::api_me))
@@ -194,6 +261,15 @@ fn build(
         .route("/api/tickets/{id}/release", post(ticket::api_release))
         .route("/api/tickets/{id}/label", post(ticket::api_label))
         .route("/api/reports", get(reports::api))
+        .route("/api/suggestions", get(suggestions::api))
+        .route(
+            "/api/suggestions/{id}/accept",
+            post(suggestions::api_accept),
+        )
+        .route(
+            "/api/suggestions/{id}/reject",
+            post(suggestions::api_reject),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(axum::middleware::map_response(security_headers))
@@ -276,7 +352,7 @@ mod tests {
     fn the_public_origin_drops_the_path() {
         let c = |u: &str| ConsoleConfig {
             public_url: u.into(),
-            trust_forwarded_for: false,
+            ..ConsoleConfig::default()
         };
         assert_eq!(
             c("https://support.example.com/console/").public_origin(),

@@ -22,6 +22,11 @@ pub(crate) enum Problem {
     BadRequest(String),
     /// The path exists, the method does not (a GET of an action).
     MethodNotAllowed,
+    /// The request was understood but could not be done (e.g. a suggestion that is no longer
+    /// open): why.
+    Conflict(String),
+    /// A suggestions route, and no KB to work on (no [`crate::KbCurator`] configured).
+    NoKb,
     /// The database or the service failed (logged where it happened).
     Internal,
 }
@@ -31,7 +36,8 @@ impl Problem {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoKb => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -49,6 +55,11 @@ impl Problem {
                 "There is no such page or ticket.".to_owned(),
             ),
             Self::BadRequest(why) => ("Bad request", why.clone()),
+            Self::Conflict(why) => ("Not done", why.clone()),
+            Self::NoKb => (
+                "Not found",
+                "Suggestions need the KB: served by kefu run.".to_owned(),
+            ),
             Self::MethodNotAllowed => (
                 "Not allowed",
                 "This address does not answer that kind of request.".to_owned(),
@@ -77,6 +88,8 @@ impl Problem {
             Self::Forbidden(why) => serde_json::json!({ "error": "forbidden", "detail": why }),
             Self::NotFound => serde_json::json!({ "error": "not_found" }),
             Self::BadRequest(why) => serde_json::json!({ "error": "bad_request", "detail": why }),
+            Self::Conflict(why) => serde_json::json!({ "error": "conflict", "detail": why }),
+            Self::NoKb => serde_json::json!({ "error": "no_kb" }),
             Self::MethodNotAllowed => serde_json::json!({ "error": "method_not_allowed" }),
             Self::Internal => serde_json::json!({ "error": "internal" }),
         };

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::StaffSession;
 
 /// A whole page: the head (style sheet, script), the navigation when someone is signed in
-/// (Queue, Reports for leads, the staff member's name, Logout), then `body`.
+/// (Queue, Reports and Suggestions for leads, the staff member's name, Logout), then `body`.
 pub(crate) fn page(title: &str, session: Option<&StaffSession>, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
@@ -29,6 +29,7 @@ pub(crate) fn page(title: &str, session: Option<&StaffSession>, body: Markup) ->
                             a href="/queue" { "Queue" }
                             @if s.staff.role.is_lead() {
                                 a href="/reports" { "Reports" }
+                                a href="/suggestions" { "Suggestions" }
                             }
                             span.me #me title=(s.staff.role.as_str()) { (s.staff.name) }
                             form #logout method="post" action="/logout" {

@@ -369,6 +369,7 @@ async fn behind_a_trusted_proxy_failed_logins_count_per_forwarded_address() {
         let c = Console::start_configured(ConsoleConfig {
             public_url: String::new(),
             trust_forwarded_for: trusted,
+            kb_curator: None,
         })
         .await;
         for n in 0..6 {
@@ -1354,4 +1355,336 @@ async fn a_resolved_ticket_is_labelled_from_the_picker_or_the_api_and_never_with
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A stand-in for the binary's KB curator: two fixed suggestions, and the decisions it was asked
+/// for.
+#[derive(Debug, Default)]
+struct FakeCurator {
+    decided: std::sync::Mutex<Vec<(String, bool, String)>>,
+}
+
+impl FakeCurator {
+    fn decided(&self) -> Vec<(String, bool, String)> {
+        self.decided.lock().unwrap().clone()
+    }
+}
+
+impl kefu_console::KbCurator for FakeCurator {
+    fn suggestions(
+        &self,
+    ) -> kefu_console::BoxFuture<'_, Result<Vec<kefu_console::SuggestionView>, String>> {
+        Box::pin(async {
+            Ok(vec![
+                kefu_console::SuggestionView {
+                    id: "abcd1234".into(),
+                    kind: "add_examples".into(),
+                    summary: "Add 2 examples to withdrawal.failed".into(),
+                    intent: Some("withdrawal.failed".into()),
+                    texts: vec![
+                        "提币被风控拦截了怎么办".into(),
+                        "<script>alert(1)</script>".into(),
+                    ],
+                    effect: "expected: better (the bot's utility rises)".into(),
+                    positive: true,
+                },
+                kefu_console::SuggestionView {
+                    id: "0badcafe".into(),
+                    kind: "new_topic".into(),
+                    summary: "A new topic: staking rewards".into(),
+                    intent: Some("staking-rewards".into()),
+                    texts: vec!["质押收益怎么算".into()],
+                    effect: "effect: could not be estimated".into(),
+                    positive: false,
+                },
+            ])
+        })
+    }
+
+    fn decide<'a>(
+        &'a self,
+        id: &'a str,
+        accept: bool,
+        by: &'a str,
+    ) -> kefu_console::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            self.decided
+                .lock()
+                .unwrap()
+                .push((id.to_owned(), accept, by.to_owned()));
+            if id == "0badcafe" && accept {
+                return Err("no suggestion 0badcafe (the KB changed)".to_owned());
+            }
+            Ok(format!(
+                "{} {id} ({by})",
+                if accept { "accepted" } else { "rejected" }
+            ))
+        })
+    }
+}
+
+async fn with_curator() -> (Console, std::sync::Arc<FakeCurator>) {
+    let curator = std::sync::Arc::new(FakeCurator::default());
+    let c = Console::start_configured(ConsoleConfig {
+        kb_curator: Some(curator.clone()),
+        ..ConsoleConfig::default()
+    })
+    .await;
+    c.staff("andy", StaffRole::Agent).await;
+    c.staff("lena", StaffRole::Lead).await;
+    (c, curator)
+}
+
+#[tokio::test]
+async fn suggestions_are_for_leads_and_show_what_users_wrote_as_text() {
+    let (c, curator) = with_curator().await;
+    let r = client().get(c.url("/suggestions")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    let r = client()
+        .get(c.url("/api/suggestions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let (agent, agent_csrf) = c.login("andy").await;
+    let queue = agent.get(c.url("/queue")).send().await.unwrap();
+    assert!(
+        !queue
+            .text()
+            .await
+            .unwrap()
+            .contains("href=\"/suggestions\"")
+    );
+    for path in ["/suggestions", "/api/suggestions"] {
+        let r = agent.get(c.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let r = agent
+        .post(c.url("/suggestions/abcd1234/accept"))
+        .form(&[("csrf", agent_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = agent
+        .post(c.url("/api/suggestions/abcd1234/accept"))
+        .header("x-csrf-token", &agent_csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(curator.decided().is_empty());
+
+    let (lead, csrf) = c.login("lena").await;
+    let queue = lead.get(c.url("/queue")).send().await.unwrap();
+    assert!(
+        queue
+            .text()
+            .await
+            .unwrap()
+            .contains("href=\"/suggestions\"")
+    );
+    let r = lead.get(c.url("/suggestions")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("<table class=\"suggestions\" id=\"suggestions\">"),
+        "{page}"
+    );
+    for id in ["abcd1234", "0badcafe"] {
+        assert!(
+            page.contains(&format!("data-suggestion=\"{id}\"")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("action=\"/suggestions/{id}/accept\"")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("action=\"/suggestions/{id}/reject\"")),
+            "{page}"
+        );
+    }
+    assert!(page.contains("提币被风控拦截了怎么办"));
+    assert!(
+        page.contains("<td class=\"effect better\">expected: better"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
+
+    let api: Value = lead
+        .get(c.url("/api/suggestions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["suggestions"][0]["id"], "abcd1234", "{api}");
+    assert_eq!(
+        api["suggestions"][0]["texts"][1],
+        "<script>alert(1)</script>"
+    );
+    assert_eq!(api["suggestions"][1]["positive"], false);
+}
+
+#[tokio::test]
+async fn a_lead_accepts_and_rejects_suggestions_only_with_the_csrf_token() {
+    let (c, curator) = with_curator().await;
+    let (lead, csrf) = c.login("lena").await;
+
+    // Without the session's token, with a wrong one, or from another site: refused, the
+    // curator is not asked.
+    let forged = [
+        lead.post(c.url("/suggestions/abcd1234/accept"))
+            .form(&[("x", "y")]),
+        lead.post(c.url("/suggestions/abcd1234/reject"))
+            .form(&[("csrf", "0123456789abcdef")]),
+        lead.post(c.url("/suggestions/abcd1234/accept"))
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", csrf.as_str())]),
+        lead.post(c.url("/api/suggestions/abcd1234/accept")),
+        lead.post(c.url("/api/suggestions/abcd1234/reject"))
+            .header("x-csrf-token", "0123456789abcdef"),
+    ];
+    for request in forged {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    assert!(curator.decided().is_empty());
+
+    // The page's forms: done, and back to the page with a notice.
+    let r = lead
+        .post(c.url("/suggestions/abcd1234/accept"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/suggestions");
+    assert_eq!(
+        curator.decided(),
+        [("abcd1234".to_owned(), true, "lena".to_owned())]
+    );
+    let page = lead
+        .get(c.url("/suggestions"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"<div class="notice ok" id="notice" role="status">accepted abcd1234 (lena)</div>"#
+        ),
+        "{page}"
+    );
+    // The notice is shown once.
+    let page = lead
+        .get(c.url("/suggestions"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("accepted abcd1234"), "{page}");
+
+    // What the curator refuses is the notice too.
+    let r = lead
+        .post(c.url("/suggestions/0badcafe/accept"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = lead
+        .get(c.url("/suggestions"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("class=\"notice refused\""), "{page}");
+    assert!(page.contains("Not done: no suggestion 0badcafe"), "{page}");
+
+    // The JSON API, with the session's token in the header or with an API token.
+    let r = lead
+        .post(c.url("/api/suggestions/0BADCAFE/reject"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"ok": true, "done": "rejected 0badcafe (lena)"})
+    );
+    let token = c
+        .service
+        .issue_api_token("lena", Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let r = client()
+        .post(c.url("/api/suggestions/0badcafe/accept"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "conflict", "{body}");
+    let r = client()
+        .post(c.url("/api/suggestions/not-an-id/accept"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        curator.decided(),
+        [
+            ("abcd1234".to_owned(), true, "lena".to_owned()),
+            ("0badcafe".to_owned(), true, "lena".to_owned()),
+            ("0badcafe".to_owned(), false, "lena".to_owned()),
+            ("0badcafe".to_owned(), true, "lena".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_a_kb_the_suggestions_page_says_so_and_the_api_answers_no_kb() {
+    let c = Console::start().await;
+    c.staff("lena", StaffRole::Lead).await;
+    let (lead, csrf) = c.login("lena").await;
+    let r = lead.get(c.url("/suggestions")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Suggestions need the KB: served by kefu run"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"suggestions\""), "{page}");
+    let r = lead.get(c.url("/api/suggestions")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "no_kb"}));
+    let r = lead
+        .post(c.url("/api/suggestions/abcd1234/accept"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "no_kb"}));
 }

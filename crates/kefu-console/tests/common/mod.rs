@@ -55,7 +55,7 @@ impl Console {
     pub async fn start_with(public_url: &str) -> Console {
         Self::start_configured(ConsoleConfig {
             public_url: public_url.to_owned(),
-            trust_forwarded_for: false,
+            ..ConsoleConfig::default()
         })
         .await
     }
