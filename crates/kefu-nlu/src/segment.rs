@@ -10,6 +10,7 @@
 //!   ("google authenticator") are matched as phrases before splitting.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use jieba_rs::Jieba;
 use rust_stemmers::{Algorithm, Stemmer};
@@ -17,9 +18,40 @@ use rust_stemmers::{Algorithm, Stemmer};
 use crate::kb::Vocabulary;
 use crate::normalize::{is_cjk, normalize};
 
+/// jieba, built on the first Chinese text: its dictionary takes ~30 MB and ~0.1 s to load, which
+/// a KB and traffic without Chinese never need.
+struct LazyJieba {
+    /// Words for jieba's dictionary, in the order they were added, while it is not built yet.
+    pending: Vec<String>,
+    jieba: OnceLock<Jieba>,
+}
+
+impl LazyJieba {
+    /// Adds a word to the dictionary (now if it is built, else when it is).
+    fn add_word(&mut self, word: &str) {
+        match self.jieba.get_mut() {
+            Some(j) => {
+                j.add_word(word, None, None);
+            }
+            None => self.pending.push(word.to_owned()),
+        }
+    }
+
+    /// The dictionary, built with every word added so far on first use.
+    fn get(&self) -> &Jieba {
+        self.jieba.get_or_init(|| {
+            let mut j = Jieba::new();
+            for w in &self.pending {
+                j.add_word(w, None, None);
+            }
+            j
+        })
+    }
+}
+
 /// Splits normalised text into canonical tokens.
 pub struct Tokenizer {
-    jieba: Jieba,
+    jieba: LazyJieba,
     stemmer: Stemmer,
     /// Single token (stemmed when Latin) → canonical token.
     synonyms: HashMap<String, String>,
@@ -67,10 +99,14 @@ const CONTRACTIONS: &[(&str, &[&str])] = &[
 ];
 
 impl Tokenizer {
-    /// Builds a tokenizer that knows the KB's vocabulary (about 0.1 s: jieba's dictionary).
+    /// Builds a tokenizer that knows the KB's vocabulary (jieba's dictionary, about 0.1 s, is
+    /// loaded with the first Chinese text).
     pub fn new(vocabulary: &Vocabulary) -> Self {
         let mut t = Tokenizer {
-            jieba: Jieba::new(),
+            jieba: LazyJieba {
+                pending: Vec::new(),
+                jieba: OnceLock::new(),
+            },
             stemmer: Stemmer::create(Algorithm::English),
             synonyms: HashMap::new(),
             phrases: Vec::new(),
@@ -78,7 +114,7 @@ impl Tokenizer {
         for w in &vocabulary.words {
             let w = normalize(w);
             if w.chars().any(is_cjk) && !w.contains(' ') {
-                t.jieba.add_word(&w, None, None);
+                t.jieba.add_word(&w);
             }
         }
         for group in &vocabulary.synonyms {
@@ -90,7 +126,7 @@ impl Tokenizer {
             let Some(first) = terms.first() else { continue };
             for term in &terms {
                 if term.chars().any(is_cjk) && !term.contains(' ') {
-                    t.jieba.add_word(term, None, None);
+                    t.jieba.add_word(term);
                 }
             }
             // The canonical form is the first term's own token sequence, joined: one token.
@@ -117,7 +153,7 @@ impl Tokenizer {
         let mut out = Vec::new();
         for piece in normalized.split(' ').filter(|p| !p.is_empty()) {
             if piece.chars().next().is_some_and(is_cjk) {
-                for w in self.jieba.cut(piece, false) {
+                for w in self.jieba.get().cut(piece, false) {
                     out.push(w.word.to_owned());
                 }
             } else if let Some((_, expansion)) = CONTRACTIONS.iter().find(|(c, _)| *c == piece) {
