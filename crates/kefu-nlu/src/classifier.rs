@@ -57,17 +57,33 @@ impl LogReg {
         classes: usize,
         opts: TrainOptions,
     ) -> Self {
+        let all: Vec<usize> = (0..x.len()).collect();
+        Self::train_on(x, &all, y, weight, features, classes, opts)
+    }
+
+    /// Trains on the examples `subset` (indices into `x`, `y` and `weight`) only, in that order:
+    /// the same model as [`Self::train`] on copies of those examples, without the copies.
+    pub fn train_on(
+        x: &[SparseVec],
+        subset: &[usize],
+        y: &[u32],
+        weight: &[f32],
+        features: usize,
+        classes: usize,
+        opts: TrainOptions,
+    ) -> Self {
+        let n = subset.len();
         let mut w = vec![0f32; features * classes];
         let mut b = vec![0f32; classes];
         let mut scale = 1f32; // effective weights are scale * w
-        let mut order: Vec<usize> = (0..x.len()).collect();
+        let mut order: Vec<usize> = (0..n).collect();
         let mut rng = opts.seed | 1;
         let mut p = vec![0f32; classes];
         let mut grad = vec![0f32; classes];
         let mut active: Vec<(usize, f32)> = Vec::with_capacity(classes);
-        let total = (opts.epochs * x.len()).max(1) as f32;
+        let total = (opts.epochs * n).max(1) as f32;
         let mut step = 0usize;
-        let mut last_loss = vec![f32::INFINITY; x.len()];
+        let mut last_loss = vec![f32::INFINITY; n];
         for epoch in 0..opts.epochs {
             // Fisher-Yates with xorshift: deterministic, no dependency.
             for i in (1..order.len()).rev() {
@@ -84,16 +100,18 @@ impl LogReg {
                 if last_loss[i] < opts.skip_loss && epoch % 3 != 0 {
                     continue;
                 }
-                let xi = &x[i];
+                let e = subset[i];
+                let xi = &x[e];
+                let wi = weight[e];
                 scores_into(&w, &b, scale, classes, xi, &mut p);
                 softmax(&mut p);
-                let gold = y[i] as usize;
+                let gold = y[e] as usize;
                 last_loss[i] = -p[gold].max(1e-12).ln();
                 p[gold] -= 1.0;
                 active.clear();
                 for (c, &g) in p.iter().enumerate() {
                     if g.abs() > 1e-4 {
-                        active.push((c, g * lr * weight[i]));
+                        active.push((c, g * lr * wi));
                     }
                 }
                 scale *= 1.0 - lr * opts.l2;
@@ -105,7 +123,7 @@ impl LogReg {
                 if dense {
                     // Most classes still compete: a contiguous, vectorisable update is cheaper.
                     for (g, &pc) in grad.iter_mut().zip(&p) {
-                        *g = pc * lr * weight[i];
+                        *g = pc * lr * wi;
                     }
                 }
                 for (&j, &v) in xi.idx.iter().zip(&xi.val) {

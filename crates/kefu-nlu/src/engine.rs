@@ -496,10 +496,10 @@ impl Engine {
                             let keep: Vec<usize> = (0..x.len())
                                 .filter(|&i| fold_of[i] != fold && !novel(i))
                                 .collect();
-                            let xs: Vec<SparseVec> = keep.iter().map(|&i| x[i].clone()).collect();
-                            let ys: Vec<u32> = keep.iter().map(|&i| y[i]).collect();
-                            let ws: Vec<f32> = keep.iter().map(|&i| weights[i]).collect();
-                            let m = LogReg::train(&xs, &ys, &ws, features, classes, train_opts);
+                            let m = LogReg::train_on(
+                                &x, &keep, &y, &weights, features, classes, train_opts,
+                            );
+                            drop(keep);
                             let held = (0..x.len())
                                 .filter(|&i| {
                                     let is_title = fold_of[i] == usize::MAX;
