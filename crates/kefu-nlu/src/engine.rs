@@ -28,7 +28,9 @@ use serde::Serialize;
 use crate::classifier::{LogReg, TrainOptions, softmax};
 use crate::concepts::Concepts;
 use crate::encoder::{EMBEDDING_WEIGHT, Encoder, EncoderError, embed_all, mostly_latin};
-use crate::features::{FeatureSpace, RawFeatures, SparseVec, extract};
+use crate::features::{
+    FeatureSpace, RawFeatures, SpaceBuilder, SparseVec, TermFrequencies, extract,
+};
 use crate::kb::KnowledgeBase;
 use crate::lang;
 use crate::normalize::normalize;
@@ -235,6 +237,9 @@ pub struct Engine {
 
 /// Appends a sentence embedding, scaled, to a text's sparse features, after the lexical ones.
 fn with_embedding(mut x: SparseVec, offset: usize, embedding: &[f32], weight: f32) -> SparseVec {
+    let extra = embedding.iter().filter(|&&v| v != 0.0).count();
+    x.idx.reserve_exact(extra);
+    x.val.reserve_exact(extra);
     for (k, &v) in embedding.iter().enumerate() {
         if v != 0.0 {
             x.idx.push((offset + k) as u32);
@@ -257,7 +262,16 @@ fn text_features(
     raw: &RawFeatures,
     tokens: &[String],
 ) -> SparseVec {
-    let x = space.vectorize(raw);
+    with_word_vector(space, word_vectors, space.vectorize(raw), tokens)
+}
+
+/// A text's lexical vector `x` followed by its word vector if the engine uses them.
+fn with_word_vector(
+    space: &FeatureSpace,
+    word_vectors: Option<&(&WordVectors, WordWeights)>,
+    x: SparseVec,
+    tokens: &[String],
+) -> SparseVec {
     match word_vectors.and_then(|(wv, w)| wv.sentence(tokens, |t| w.weight(t))) {
         Some(v) => {
             // The vector speaks for the message's Latin-script words only: in a mostly Chinese
@@ -298,6 +312,9 @@ fn raw_features(
     }
     raw
 }
+
+/// Training texts read at a time (see [`Engine::train_with`]'s reading of the KB).
+const FEATURE_BLOCK: usize = 4096;
 
 /// A held-out prediction: gold class and logits.
 struct HeldOut {
@@ -377,18 +394,28 @@ impl Engine {
         // The whole table is needed while the KB's texts are read; afterwards only its classes
         // that the KB used can matter, and the rest is freed.
         let full_thesaurus = opts.thesaurus.take();
-        let (raw, tokens): (Vec<RawFeatures>, Vec<Vec<String>>) =
-            par_map(&texts, opts.threads, |(t, _, _)| {
+        // Texts are read in blocks, each block's n-grams turned into term frequencies and freed
+        // before the next block is read: all of a large KB's n-grams at once would take more
+        // memory than its feature vectors.
+        let mut builder = SpaceBuilder::default();
+        let mut counted: Vec<TermFrequencies> = Vec::with_capacity(texts.len());
+        let mut tokens: Vec<Vec<String>> = Vec::with_capacity(texts.len());
+        let blocks = texts.len().div_ceil(FEATURE_BLOCK).max(1);
+        for block in texts.chunks(texts.len().div_ceil(blocks).max(1)) {
+            let read = par_map(block, opts.threads, |(t, _, _)| {
                 let n = normalize(t);
                 let tokens = tokenizer.tokens(&n);
                 (
                     raw_features(lexicon, full_thesaurus.as_deref(), &n, &tokens),
                     tokens,
                 )
-            })
-            .into_iter()
-            .unzip();
-        let mut space = FeatureSpace::fit(&raw);
+            });
+            for (raw, t) in read {
+                counted.push(builder.add(&raw));
+                tokens.push(t);
+            }
+        }
+        let mut space = builder.finish();
         space.set_thesaurus_weight(opts.thesaurus_weight);
         let thesaurus = full_thesaurus.map(|t| t.pruned(|c| space.knows_thesaurus_class(c)));
         let word_vectors = opts
@@ -396,11 +423,12 @@ impl Engine {
             .then(WordVectors::english)
             .flatten()
             .map(|table| (table, WordWeights::fit(table, &tokens)));
-        let order: Vec<usize> = (0..raw.len()).collect();
-        let mut x: Vec<SparseVec> = par_map(&order, opts.threads, |&i| {
-            text_features(&space, word_vectors.as_ref(), &raw[i], &tokens[i])
-        });
-        drop((raw, tokens, order));
+        let mut x: Vec<SparseVec> = counted
+            .into_iter()
+            .zip(&tokens)
+            .map(|(tf, t)| with_word_vector(&space, word_vectors.as_ref(), space.weigh(tf), t))
+            .collect();
+        drop(tokens);
         // Lexical features, the word vectors, then the encoder's dimensions if there is one.
         let lexical = space.len() + word_vectors.as_ref().map_or(0, |(t, _)| t.dims());
         let features = match &encoder {

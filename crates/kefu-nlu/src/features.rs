@@ -172,40 +172,108 @@ type KeyMap = HashMap<u64, u32, BuildHasherDefault<KeyHasher>>;
 pub struct FeatureSpace {
     index: KeyMap,
     idf: Vec<f32>,
+    /// Each feature's group.
+    groups: Vec<u8>,
     thesaurus_weight: f32,
+}
+
+/// Builds a [`FeatureSpace`] one training text at a time, so a large KB's n-grams need not all
+/// be held at once: each text's n-grams become its term frequencies at once
+/// ([`SpaceBuilder::add`]), weighted once the space is complete ([`FeatureSpace::weigh`]).
+#[derive(Debug, Default)]
+pub struct SpaceBuilder {
+    index: KeyMap,
+    df: Vec<u32>,
+    groups: Vec<u8>,
+    docs: usize,
+    seen: Vec<u64>,
+}
+
+impl SpaceBuilder {
+    /// Adds a training text; returns its term frequencies for [`FeatureSpace::weigh`] once the
+    /// space is built.
+    pub fn add(&mut self, d: &RawFeatures) -> TermFrequencies {
+        let seen = &mut self.seen;
+        seen.clear();
+        seen.extend_from_slice(&d.hashes);
+        seen.extend(d.weighted.iter().map(|&(h, _)| h));
+        seen.sort_unstable();
+        seen.dedup();
+        for &h in seen.iter() {
+            let next = self.index.len() as u32;
+            let i = *self.index.entry(h).or_insert(next) as usize;
+            if i == self.df.len() {
+                self.df.push(0);
+                self.groups.push((h >> GROUP_SHIFT) as u8);
+            }
+            self.df[i] += 1;
+        }
+        self.docs += 1;
+        let mut tf = term_frequencies(&self.index, d);
+        tf.idx.shrink_to_fit();
+        tf.val.shrink_to_fit();
+        TermFrequencies(tf)
+    }
+
+    /// The space of the texts added.
+    pub fn finish(self) -> FeatureSpace {
+        let n = self.docs as f32;
+        let idf = self
+            .df
+            .iter()
+            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        FeatureSpace {
+            index: self.index,
+            idf,
+            groups: self.groups,
+            thesaurus_weight: 1.0,
+        }
+    }
+}
+
+/// A text's known features with their (sublinear) term frequencies, not yet weighted.
+#[derive(Debug, Clone, Default)]
+pub struct TermFrequencies(SparseVec);
+
+/// The features of `raw` that `index` knows, ascending, with their sublinear term frequency.
+fn term_frequencies(index: &KeyMap, raw: &RawFeatures) -> SparseVec {
+    let mut known: Vec<(u32, u8, f32)> = raw
+        .hashes
+        .iter()
+        .map(|&h| (h, 1.0))
+        .chain(raw.weighted.iter().copied())
+        .filter_map(|(h, w)| index.get(&h).map(|&i| (i, (h >> GROUP_SHIFT) as u8, w)))
+        .collect();
+    known.sort_unstable_by_key(|k| k.0);
+    let mut out = SparseVec {
+        idx: Vec::with_capacity(known.len()),
+        val: Vec::with_capacity(known.len()),
+    };
+    let mut k = 0;
+    while k < known.len() {
+        let i = known[k].0;
+        let mut count = 0.0;
+        while k < known.len() && known[k].0 == i {
+            count += known[k].2;
+            k += 1;
+        }
+        // Sublinear term frequency; a fractional count (below one) is taken as it is.
+        let tf = if count > 1.0 { 1.0 + count.ln() } else { count };
+        out.idx.push(i);
+        out.val.push(tf);
+    }
+    out
 }
 
 impl FeatureSpace {
     /// Builds the space from training texts' features.
     pub fn fit(docs: &[RawFeatures]) -> Self {
-        let mut index = KeyMap::default();
-        let mut df: Vec<u32> = Vec::new();
-        let mut seen = Vec::new();
+        let mut builder = SpaceBuilder::default();
         for d in docs {
-            seen.clear();
-            seen.extend_from_slice(&d.hashes);
-            seen.extend(d.weighted.iter().map(|&(h, _)| h));
-            seen.sort_unstable();
-            seen.dedup();
-            for &h in &seen {
-                let next = index.len() as u32;
-                let i = *index.entry(h).or_insert(next) as usize;
-                if i == df.len() {
-                    df.push(0);
-                }
-                df[i] += 1;
-            }
+            builder.add(d);
         }
-        let n = docs.len() as f32;
-        let idf = df
-            .iter()
-            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
-            .collect();
-        FeatureSpace {
-            index,
-            idf,
-            thesaurus_weight: 1.0,
-        }
+        builder.finish()
     }
 
     /// Scales the thesaurus group against the three lexical groups (each of norm 1).
@@ -230,45 +298,25 @@ impl FeatureSpace {
 
     /// Weighted, per-group L2-normalised vector; n-grams unseen in training are dropped.
     pub fn vectorize(&self, raw: &RawFeatures) -> SparseVec {
-        let mut known: Vec<(u32, u8, f32)> = raw
-            .hashes
-            .iter()
-            .map(|&h| (h, 1.0))
-            .chain(raw.weighted.iter().copied())
-            .filter_map(|(h, w)| {
-                self.index
-                    .get(&h)
-                    .map(|&i| (i, (h >> GROUP_SHIFT) as u8, w))
-            })
-            .collect();
-        known.sort_unstable_by_key(|k| k.0);
-        let mut out = SparseVec {
-            idx: Vec::with_capacity(known.len()),
-            val: Vec::with_capacity(known.len()),
-        };
-        let mut group_of = Vec::with_capacity(known.len());
+        self.weigh(TermFrequencies(term_frequencies(&self.index, raw)))
+    }
+
+    /// A training text's vector from the term frequencies [`SpaceBuilder::add`] gave (the same
+    /// as [`Self::vectorize`] of its n-grams).
+    pub fn weigh(&self, tf: TermFrequencies) -> SparseVec {
+        let mut out = tf.0;
         let mut norms = [0f32; GROUPS];
-        let mut k = 0;
-        while k < known.len() {
-            let (i, g, _) = known[k];
-            let mut count = 0.0;
-            while k < known.len() && known[k].0 == i {
-                count += known[k].2;
-                k += 1;
-            }
-            // Sublinear term frequency; a fractional count (below one) is taken as it is.
-            let tf = if count > 1.0 { 1.0 + count.ln() } else { count };
-            let w = tf * self.idf[i as usize];
-            norms[g as usize] += w * w;
-            out.idx.push(i);
-            out.val.push(w);
-            group_of.push(g);
+        for (&i, v) in out.idx.iter().zip(out.val.iter_mut()) {
+            let w = *v * self.idf[i as usize];
+            norms[usize::from(self.groups[i as usize])] += w * w;
+            *v = w;
         }
-        for (v, g) in out.val.iter_mut().zip(&group_of) {
-            let n = norms[*g as usize].sqrt();
+        for (&i, v) in out.idx.iter().zip(out.val.iter_mut()) {
+            let g = self.groups[i as usize];
+            let n = norms[usize::from(g)].sqrt();
             if n > 0.0 {
                 *v /= n;
-                match u64::from(*g) {
+                match u64::from(g) {
                     CONCEPT_GROUP => *v *= CONCEPT_WEIGHT,
                     THESAURUS_GROUP => *v *= self.thesaurus_weight,
                     _ => {}
