@@ -717,13 +717,12 @@ impl Engine {
         let language = self.language_of(text);
         let p = self.probabilities(text);
         let verdict = apply_policy(&Top::of(&p, &self.labels), &self.policy);
-        let mut ranked: Vec<(usize, f32)> = self
-            .labels
-            .iter()
-            .zip(&p)
-            .filter_map(|(l, &s)| l.map(|i| (i, s)))
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let ranked = best_three(
+            self.labels
+                .iter()
+                .zip(&p)
+                .filter_map(|(l, &s)| l.map(|i| (i, s))),
+        );
         let candidates = ranked
             .iter()
             .take(3)
@@ -752,6 +751,23 @@ impl Engine {
             language,
         }
     }
+}
+
+/// The three best (index, score) pairs, best first; equal scores keep their order (what a stable
+/// sort by descending score would put first), without sorting them all.
+fn best_three(items: impl Iterator<Item = (usize, f32)>) -> Vec<(usize, f32)> {
+    let mut top: Vec<(usize, f32)> = Vec::with_capacity(4);
+    for item in items {
+        let at = top
+            .iter()
+            .position(|t| item.1.total_cmp(&t.1).is_gt())
+            .unwrap_or(top.len());
+        if at < 3 {
+            top.insert(at, item);
+            top.truncate(3);
+        }
+    }
+    top
 }
 
 /// `items.iter().map(f).collect()` on up to `threads` threads, in order (feature extraction of a
@@ -1416,6 +1432,24 @@ answer = { zh = "见邀请页面。" }
         let d = e.decide("明天天气怎么样");
         assert_ne!(d.decision, DecisionKind::Answer, "{d:?}");
         assert!(d.out_of_scope > 0.3, "{d:?}");
+    }
+
+    #[test]
+    fn best_three_is_the_head_of_a_stable_sort() {
+        let cases: [&[f32]; 5] = [
+            &[],
+            &[0.5],
+            &[0.1, 0.3, 0.3, 0.2, 0.3, 0.05],
+            &[0.2, 0.2, 0.2, 0.2],
+            &[0.9, 0.01, 0.02, 0.03, 0.04, 0.95],
+        ];
+        for scores in cases {
+            let items: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+            let mut sorted = items.clone();
+            sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+            sorted.truncate(3);
+            assert_eq!(best_three(items.into_iter()), sorted, "{scores:?}");
+        }
     }
 
     #[test]

@@ -238,6 +238,27 @@ pub struct TermFrequencies(SparseVec);
 
 /// The features of `raw` that `index` knows, ascending, with their sublinear term frequency.
 fn term_frequencies(index: &KeyMap, raw: &RawFeatures) -> SparseVec {
+    if raw.weighted.is_empty() {
+        // Every count is a whole number: the order in which a feature's occurrences are
+        // counted cannot matter, and plain indices sort faster.
+        let mut known: Vec<u32> = raw
+            .hashes
+            .iter()
+            .filter_map(|h| index.get(h).copied())
+            .collect();
+        known.sort_unstable();
+        let mut out = SparseVec {
+            idx: Vec::with_capacity(known.len()),
+            val: Vec::with_capacity(known.len()),
+        };
+        for run in known.chunk_by(|a, b| a == b) {
+            let count = run.len() as f32;
+            out.idx.push(run[0]);
+            out.val
+                .push(if count > 1.0 { 1.0 + count.ln() } else { count });
+        }
+        return out;
+    }
     let mut known: Vec<(u32, u8, f32)> = raw
         .hashes
         .iter()

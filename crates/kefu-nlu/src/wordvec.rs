@@ -17,6 +17,7 @@
 //! dimension, then per entry: stem length (u8), stem bytes, one i8 per dimension (value × scale).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 /// First bytes of a word-vector file.
@@ -24,13 +25,40 @@ pub const MAGIC: &[u8; 8] = b"KEFUWV01";
 
 static ENGLISH: &[u8] = include_bytes!("../data/en-word-vectors.bin");
 
+/// FNV-1a: a word is looked up for every token of every message, and on such short keys FNV is
+/// several times faster than the default SipHash (the tables are not built from untrusted input
+/// at run time: the word-vector file is compiled in, the weights come from the KB).
+#[derive(Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type WordMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
 /// A table of word vectors keyed by token.
 #[derive(Debug)]
 pub struct WordVectors {
     dims: usize,
     scales: Vec<f32>,
     /// Token → offset of its row (dims bytes) in `data`.
-    index: HashMap<&'static str, usize>,
+    index: WordMap<&'static str, usize>,
     data: &'static [u8],
 }
 
@@ -58,7 +86,7 @@ impl WordVectors {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         at += 4 * dims;
-        let mut index = HashMap::with_capacity(count);
+        let mut index = WordMap::with_capacity_and_hasher(count, Default::default());
         for k in 0..count {
             let len = *data.get(at).ok_or(format!("truncated at entry {k}"))? as usize;
             let word = data
@@ -141,7 +169,7 @@ impl WordVectors {
 /// making "how" or "my" look rare because few of its examples are English.
 #[derive(Debug, Clone, Default)]
 pub struct WordWeights {
-    idf: HashMap<String, f32>,
+    idf: WordMap<String, f32>,
     /// The weight of a word no such text used (that of a word used once).
     unseen: f32,
 }
