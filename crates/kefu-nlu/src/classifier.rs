@@ -166,15 +166,57 @@ impl LogReg {
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.2"))]
 fn scores_into(w: &[f32], b: &[f32], scale: f32, classes: usize, x: &SparseVec, out: &mut [f32]) {
     out.fill(0.0);
-    for (&j, &v) in x.idx.iter().zip(&x.val) {
-        let row = &w[j as usize * classes..(j as usize + 1) * classes];
-        for (o, r) in out.iter_mut().zip(row) {
-            *o += v * r;
+    // Classes in blocks whose sums stay in registers while every feature adds its part of the
+    // block; each sum still adds the features in the same order, so scores are the same.
+    let mut start = 0;
+    while start + 64 <= classes {
+        score_block::<64>(w, classes, start, x, out);
+        start += 64;
+    }
+    while start + 16 <= classes {
+        score_block::<16>(w, classes, start, x, out);
+        start += 16;
+    }
+    if start < classes {
+        if classes >= 8 {
+            // The last eight classes, some of them scored again (to the same values).
+            while start + 8 < classes {
+                score_block::<8>(w, classes, start, x, out);
+                start += 8;
+            }
+            score_block::<8>(w, classes, classes - 8, x, out);
+        } else {
+            let rest = &mut out[start..classes];
+            for (&j, &v) in x.idx.iter().zip(&x.val) {
+                let at = j as usize * classes;
+                for (o, r) in rest.iter_mut().zip(&w[at + start..at + classes]) {
+                    *o += v * r;
+                }
+            }
         }
     }
     for (o, bias) in out.iter_mut().zip(b) {
         *o = *o * scale + bias;
     }
+}
+
+/// The sums of classes `start..start + N` over the features of `x`, into `out`.
+#[inline(always)]
+fn score_block<const N: usize>(
+    w: &[f32],
+    classes: usize,
+    start: usize,
+    x: &SparseVec,
+    out: &mut [f32],
+) {
+    let mut acc = [0f32; N];
+    for (&j, &v) in x.idx.iter().zip(&x.val) {
+        let at = j as usize * classes + start;
+        for (a, r) in acc.iter_mut().zip(&w[at..at + N]) {
+            *a += v * r;
+        }
+    }
+    out[start..start + N].copy_from_slice(&acc);
 }
 
 /// In-place softmax.
