@@ -313,7 +313,7 @@ fn raw_features(
     raw
 }
 
-/// Training texts read at a time (see [`Engine::train_with`]'s reading of the KB).
+/// Training texts whose n-grams are held at a time while a KB's feature space is built.
 const FEATURE_BLOCK: usize = 4096;
 
 /// A held-out prediction: gold class and logits.
