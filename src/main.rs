@@ -230,6 +230,31 @@ enum DeskCommand {
         #[arg(long)]
         not_a_question: bool,
     },
+    /// Say (or correct) what a ticket's question was about, without touching the ticket: a later
+    /// label replaces the earlier one (an unknown intent changes nothing and exits 2).
+    #[command(group(
+        clap::ArgGroup::new("label")
+            .required(true)
+            .multiple(false)
+            .args(["intent", "new_topic", "not_a_question"])
+    ))]
+    Label {
+        /// Ticket id or code.
+        id: String,
+        /// Your name.
+        #[arg(long = "as")]
+        staff: String,
+        /// The question was about this intent of the KB (`nlu.kb`).
+        #[arg(long, value_name = "INTENT_ID")]
+        intent: Option<String>,
+        /// The question was about a topic the KB does not cover yet: its short name (1 to 40
+        /// characters).
+        #[arg(long, value_name = "NAME")]
+        new_topic: Option<String>,
+        /// The user asked no question.
+        #[arg(long)]
+        not_a_question: bool,
+    },
     /// Put a ticket you hold back in the queue for someone else (the user is told).
     Release {
         /// Ticket id or code.
@@ -319,6 +344,21 @@ enum KbCommand {
 /// what `log.level` lets through; the one-shot commands only warn. `RUST_LOG` overrides either
 /// (e.g. RUST_LOG=kefu_telegram=debug). Message text is never logged before redaction, and tokens
 /// never are.
+/// The label `--intent`, `--new-topic` and `--not-a-question` give, if any (clap lets at most one
+/// through).
+fn label_of(
+    intent: Option<String>,
+    new_topic: Option<String>,
+    not_a_question: bool,
+) -> Option<kefu_service::Label> {
+    match (intent, new_topic, not_a_question) {
+        (Some(intent), _, _) => Some(kefu_service::Label::Intent(intent)),
+        (None, Some(name), _) => Some(kefu_service::Label::NewTopic(name)),
+        (None, None, true) => Some(kefu_service::Label::NotAQuestion),
+        (None, None, false) => None,
+    }
+}
+
 fn init_logging(log: Option<&settings::LogSettings>, run: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match log {
@@ -460,12 +500,21 @@ fn main() -> ExitCode {
                         } => DeskAction::Resolve {
                             id,
                             staff,
-                            label: match (intent, new_topic, not_a_question) {
-                                (Some(intent), _, _) => Some(kefu_service::Label::Intent(intent)),
-                                (None, Some(name), _) => Some(kefu_service::Label::NewTopic(name)),
-                                (None, None, true) => Some(kefu_service::Label::NotAQuestion),
-                                (None, None, false) => None,
-                            },
+                            label: label_of(intent, new_topic, not_a_question),
+                        },
+                        DeskCommand::Label {
+                            id,
+                            staff,
+                            intent,
+                            new_topic,
+                            not_a_question,
+                        } => match label_of(intent, new_topic, not_a_question) {
+                            Some(label) => DeskAction::Label { id, staff, label },
+                            None => {
+                                return Err(commands::Failure::BadInput(anyhow::anyhow!(
+                                    "no label given; fix: add --intent ID, --new-topic NAME or --not-a-question"
+                                )));
+                            }
                         },
                         DeskCommand::Release { id, staff } => DeskAction::Release { id, staff },
                     };

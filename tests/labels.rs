@@ -237,3 +237,83 @@ fn a_new_topic_or_not_a_question_is_recorded_and_a_bad_topic_name_changes_nothin
         Value::Null
     );
 }
+
+#[test]
+fn a_resolved_ticket_is_relabelled_from_the_desk_and_the_later_label_wins() {
+    let d = Deployment::new();
+    let id = d.escalate("frank", "我的账户被冻结了怎么办\n转人工\n");
+    d.ok(&["desk", "claim", &id, "--as", "bob"], "");
+    d.ok(
+        &[
+            "desk",
+            "resolve",
+            &id,
+            "--as",
+            "bob",
+            "--intent",
+            "account.locked",
+        ],
+        "",
+    );
+
+    // A label is required, an unknown intent and an unknown ticket change nothing.
+    let none = d.run(&["desk", "label", &id, "--as", "lena"], "");
+    assert_eq!(none.code, 2, "{none:?}");
+    let typo = d.run(
+        &[
+            "desk",
+            "label",
+            &id,
+            "--as",
+            "lena",
+            "--intent",
+            "account.lockd",
+        ],
+        "",
+    );
+    assert_eq!(typo.code, 2, "{typo:?}");
+    assert!(typo.stderr.contains("account.locked"), "{typo:?}");
+    let missing = d.run(
+        &[
+            "desk",
+            "label",
+            "999999",
+            "--as",
+            "lena",
+            "--not-a-question",
+        ],
+        "",
+    );
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(missing.stderr.contains("999999"), "{missing:?}");
+    let label = d.json(&["desk", "show", &id, "--json"])["label"].clone();
+    assert_eq!(label["name"], "account.locked", "{label}");
+    assert_eq!(label["labelled_by"], "bob");
+
+    let out = d.ok(
+        &[
+            "desk",
+            "label",
+            &id,
+            "--as",
+            "lena",
+            "--new-topic",
+            "frozen by court order",
+        ],
+        "",
+    );
+    assert!(
+        out.contains("labelled as new topic \"frozen by court order\""),
+        "{out}"
+    );
+    let shown = d.json(&["desk", "show", &id, "--json"]);
+    assert_eq!(shown["state"], "resolved", "{shown}");
+    let label = &shown["label"];
+    assert_eq!(label["kind"], "new_topic", "{label}");
+    assert_eq!(label["name"], "frozen by court order");
+    assert_eq!(label["text"], "我的账户被冻结了怎么办");
+    assert_eq!(label["labelled_by"], "lena");
+    let history = d.ok(&["kb", "history"], "");
+    assert!(history.contains("lena"), "{history}");
+    assert!(history.contains("frozen by court order"), "{history}");
+}

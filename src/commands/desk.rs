@@ -39,6 +39,12 @@ pub enum DeskAction {
         /// What the user's question was about, recorded once the ticket is resolved.
         label: Option<Label>,
     },
+    /// Labels (or relabels) a ticket without acting on it.
+    Label {
+        id: String,
+        staff: String,
+        label: Label,
+    },
     Release {
         id: String,
         staff: String,
@@ -47,11 +53,12 @@ pub enum DeskAction {
 
 pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
     // A label is checked before anything changes: a mistyped intent leaves the ticket as it was.
-    if let DeskAction::Resolve {
-        label: Some(label), ..
-    } = &action
-    {
-        check_label(settings, label)?;
+    match &action {
+        DeskAction::Resolve {
+            label: Some(label), ..
+        }
+        | DeskAction::Label { label, .. } => check_label(settings, label)?,
+        _ => {}
     }
     runtime()?.block_on(async {
         let service = open_desk(settings).await?;
@@ -165,6 +172,17 @@ pub fn run(settings: &Settings, action: DeskAction) -> Result<(), Failure> {
                             ))));
                         }
                     }
+                }
+            }
+            DeskAction::Label { id, staff, label } => {
+                let t = find(&service, &id).await?;
+                match service
+                    .label_ticket(t.id, &staff, label, Utc::now())
+                    .await
+                    .map_err(other)?
+                {
+                    Some(l) => outln!(out, "ticket {} ({}) labelled as {}: {}", t.id, t.code, describe(&l), visible(&l.text)),
+                    None => return Err(Failure::BadInput(anyhow::anyhow!("no ticket {}", t.id))),
                 }
             }
             DeskAction::Release { id, staff } => {
