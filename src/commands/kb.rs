@@ -59,6 +59,7 @@ pub fn check(kb: &Path, json: bool, html: Option<&Path>) -> Result<(), Failure> 
             "examples": engine.kb().example_count(),
             "validation": v,
             "policy": policy,
+            "max_wrong_answer_rate": engine.kb().meta.max_wrong_answer_rate,
         });
         outln!(out, "{report}");
         return emit(&out);
@@ -79,11 +80,24 @@ pub fn check(kb: &Path, json: bool, html: Option<&Path>) -> Result<(), Failure> 
     outln!(out, "held-out ({folds}, {} examples):", v.examples);
     outln!(out, "  top-1 accuracy  {:.1} %", v.top1_accuracy * 100.0);
     outln!(out, "  resolved        {:.1} %", v.resolved_rate * 100.0);
-    outln!(
-        out,
-        "  wrong answers   {:.1} %",
-        v.wrong_answer_rate * 100.0
-    );
+    match kbv.meta.max_wrong_answer_rate {
+        Some(budget) => outln!(
+            out,
+            "  wrong answers   {:.1} % (budget {:.1} %: [meta] max_wrong_answer_rate{})",
+            v.wrong_answer_rate * 100.0,
+            budget * 100.0,
+            if v.wrong_answer_rate > budget + 1e-6 {
+                "; not kept even at the strictest threshold"
+            } else {
+                ""
+            }
+        ),
+        None => outln!(
+            out,
+            "  wrong answers   {:.1} %",
+            v.wrong_answer_rate * 100.0
+        ),
+    }
     if let Some(r) = v.oos_recall {
         outln!(out, "  out-of-scope kept {:.1} %", r * 100.0);
     }

@@ -1003,8 +1003,40 @@ fn derive_policy(
     };
     let mut best_u = f32::MIN;
     let mut undecided = Vec::with_capacity(evidence.len());
+    // A KB's wrong-answer budget rules out the answer thresholds that answer wrongly more often
+    // on the held-out check (every held-out example counts once, as `wrong_answer_rate`); when
+    // none keeps within it, the strictest is the only one left.
+    let answer_thresholds: Vec<f32> = (2..=39)
+        .map(|i| i as f32 * 0.025)
+        .chain([0.985, 0.99])
+        .collect();
+    let wrong_rate = |a: f32| {
+        let wrong = probs
+            .iter()
+            .filter(|(top, gold)| {
+                top.best
+                    .is_some_and(|(b, p1)| top.oos < p1 && p1 >= a && gold.is_none_or(|g| g != b))
+            })
+            .count();
+        wrong as f32 / probs.len().max(1) as f32
+    };
+    let answer_thresholds: Vec<f32> = match kb.meta.max_wrong_answer_rate {
+        Some(budget) => {
+            let within: Vec<f32> = answer_thresholds
+                .iter()
+                .copied()
+                .filter(|&a| wrong_rate(a) <= budget + 1e-6)
+                .collect();
+            if within.is_empty() {
+                answer_thresholds.last().copied().into_iter().collect()
+            } else {
+                within
+            }
+        }
+        None => answer_thresholds,
+    };
     if !evidence.is_empty() {
-        for a in (2..=39).map(|i| i as f32 * 0.025).chain([0.985, 0.99]) {
+        for a in answer_thresholds {
             let answering = Policy {
                 answer_threshold: a,
                 clarify_threshold: f32::INFINITY,
@@ -1163,6 +1195,35 @@ examples = { zh = ["今天天气怎么样", "给我讲个笑话", "你喜欢吃�
 [vocabulary]
 synonyms = [["提币", "提现", "出金"], ["充值", "充币", "入金"]]
 "#;
+
+    #[test]
+    fn a_wrong_answer_budget_holds_the_held_out_check_within_it() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/kb");
+        let kb = crate::kb::load(&dir).expect("the default KB");
+        assert_eq!(kb.meta.max_wrong_answer_rate, None);
+        let free = Engine::train(kb.clone());
+        let free_wrong = free.validation().wrong_answer_rate;
+        assert!(
+            free_wrong > 0.0,
+            "the test needs a KB that answers some held-out examples wrongly"
+        );
+
+        let mut budgeted = kb.clone();
+        budgeted.meta.max_wrong_answer_rate = Some(free_wrong / 2.0);
+        let strict = Engine::train(budgeted);
+        let (p, v) = (strict.policy(), strict.validation());
+        assert!(
+            v.wrong_answer_rate <= free_wrong / 2.0 + 1e-6 || p.answer_threshold >= 0.99,
+            "{v:?} {p:?}"
+        );
+        assert!(p.answer_threshold > free.policy().answer_threshold, "{p:?}");
+        assert!(v.resolved_rate <= free.validation().resolved_rate);
+
+        // A budget the best policy keeps anyway changes nothing.
+        let mut loose = kb;
+        loose.meta.max_wrong_answer_rate = Some(1.0);
+        assert_eq!(Engine::train(loose).policy(), free.policy());
+    }
 
     /// A KB from one TOML text.
     fn parse(text: &str) -> KnowledgeBase {

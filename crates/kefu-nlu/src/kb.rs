@@ -37,6 +37,9 @@ pub struct Meta {
     pub name: Option<String>,
     /// Used when a message's language is unclear.
     pub default_language: Option<String>,
+    /// The most wrong answers the derived policy may give on the KB's held-out check, as a share
+    /// of its held-out examples (0..1): the answer threshold is the best one within this budget.
+    pub max_wrong_answer_rate: Option<f32>,
 }
 
 /// `[vocabulary]`: what the KB author knows that the engine cannot.
@@ -342,9 +345,22 @@ pub fn parse_sources(path: &Path, sources: &[(&Path, &str)]) -> Result<Knowledge
             } else {
                 meta_seen = Some((file.to_owned(), line));
                 let meta = meta.into_inner();
+                if let Some(rate) = meta.max_wrong_answer_rate
+                    && !(0.0..=1.0).contains(&rate)
+                {
+                    problems.push(problem(
+                        line,
+                        format!("[meta] max_wrong_answer_rate = {rate} is not a share"),
+                        "give a number from 0 to 1, e.g. 0.02 for at most 2 wrong answers in 100, or leave it out",
+                    ));
+                }
                 kb.meta = Meta {
                     name: meta.name,
                     default_language: meta.default_language,
+                    max_wrong_answer_rate: meta
+                        .max_wrong_answer_rate
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .map(|r| r as f32),
                 };
             }
         }
@@ -564,6 +580,7 @@ struct RawFile {
 struct RawMeta {
     name: Option<String>,
     default_language: Option<String>,
+    max_wrong_answer_rate: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -797,6 +814,18 @@ synonyms = [["提现", "提币"]]
     fn a_kb_without_intents_is_rejected() {
         let p = problems("[meta]\nname = \"x\"\n");
         assert!(p[0].what.contains("no [[intent]]"), "{}", p[0]);
+    }
+
+    #[test]
+    fn a_wrong_answer_budget_must_be_a_share() {
+        let intent = "[[intent]]\nid = \"a\"\ntitle = { en = \"A\" }\nexamples = { en = [\"x\"] }\nanswer = { en = \"y\" }\n";
+        let p = problems(&format!("[meta]\nmax_wrong_answer_rate = 2\n{intent}"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].what.contains("max_wrong_answer_rate"), "{}", p[0]);
+        assert!(p[0].fix.contains("0 to 1"), "{}", p[0]);
+        let kb =
+            parse(&format!("[meta]\nmax_wrong_answer_rate = 0.02\n{intent}")).expect("a valid KB");
+        assert_eq!(kb.meta.max_wrong_answer_rate, Some(0.02));
     }
 
     #[test]
