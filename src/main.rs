@@ -208,52 +208,26 @@ enum DeskCommand {
     },
     /// Hand the chat back to the bot, which asks the user to rate the help; optionally label
     /// what the user's question was about (an unknown intent changes nothing and exits 2).
-    #[command(group(
-        clap::ArgGroup::new("label")
-            .multiple(false)
-            .args(["intent", "new_topic", "not_a_question"])
-    ))]
     Resolve {
         /// Ticket id or code.
         id: String,
         /// Your name.
         #[arg(long = "as")]
         staff: String,
-        /// The question was about this intent of the KB (`nlu.kb`).
-        #[arg(long, value_name = "INTENT_ID")]
-        intent: Option<String>,
-        /// The question was about a topic the KB does not cover yet: its short name (1 to 40
-        /// characters).
-        #[arg(long, value_name = "NAME")]
-        new_topic: Option<String>,
-        /// The user asked no question.
-        #[arg(long)]
-        not_a_question: bool,
+        #[command(flatten)]
+        label: LabelArgs,
     },
     /// Say (or correct) what a ticket's question was about, without touching the ticket: a later
-    /// label replaces the earlier one (an unknown intent changes nothing and exits 2).
-    #[command(group(
-        clap::ArgGroup::new("label")
-            .required(true)
-            .multiple(false)
-            .args(["intent", "new_topic", "not_a_question"])
-    ))]
+    /// label replaces the earlier one (a label is required; an unknown intent changes nothing and
+    /// exits 2).
     Label {
         /// Ticket id or code.
         id: String,
         /// Your name.
         #[arg(long = "as")]
         staff: String,
-        /// The question was about this intent of the KB (`nlu.kb`).
-        #[arg(long, value_name = "INTENT_ID")]
-        intent: Option<String>,
-        /// The question was about a topic the KB does not cover yet: its short name (1 to 40
-        /// characters).
-        #[arg(long, value_name = "NAME")]
-        new_topic: Option<String>,
-        /// The user asked no question.
-        #[arg(long)]
-        not_a_question: bool,
+        #[command(flatten)]
+        label: LabelArgs,
     },
     /// Put a ticket you hold back in the queue for someone else (the user is told).
     Release {
@@ -263,6 +237,34 @@ enum DeskCommand {
         #[arg(long = "as")]
         staff: String,
     },
+}
+
+/// What a ticket's question was about: one of these at most.
+#[derive(Debug, clap::Args)]
+#[group(multiple = false)]
+struct LabelArgs {
+    /// The question was about this intent of the KB (`nlu.kb`).
+    #[arg(long, value_name = "INTENT_ID")]
+    intent: Option<String>,
+    /// The question was about a topic the KB does not cover yet: its short name (1 to 40
+    /// characters).
+    #[arg(long, value_name = "NAME")]
+    new_topic: Option<String>,
+    /// The user asked no question.
+    #[arg(long)]
+    not_a_question: bool,
+}
+
+impl LabelArgs {
+    /// The label given, if any.
+    fn label(self) -> Option<kefu_service::Label> {
+        match (self.intent, self.new_topic, self.not_a_question) {
+            (Some(intent), _, _) => Some(kefu_service::Label::Intent(intent)),
+            (None, Some(name), _) => Some(kefu_service::Label::NewTopic(name)),
+            (None, None, true) => Some(kefu_service::Label::NotAQuestion),
+            (None, None, false) => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,21 +346,6 @@ enum KbCommand {
 /// what `log.level` lets through; the one-shot commands only warn. `RUST_LOG` overrides either
 /// (e.g. RUST_LOG=kefu_telegram=debug). Message text is never logged before redaction, and tokens
 /// never are.
-/// The label `--intent`, `--new-topic` and `--not-a-question` give, if any (clap lets at most one
-/// through).
-fn label_of(
-    intent: Option<String>,
-    new_topic: Option<String>,
-    not_a_question: bool,
-) -> Option<kefu_service::Label> {
-    match (intent, new_topic, not_a_question) {
-        (Some(intent), _, _) => Some(kefu_service::Label::Intent(intent)),
-        (None, Some(name), _) => Some(kefu_service::Label::NewTopic(name)),
-        (None, None, true) => Some(kefu_service::Label::NotAQuestion),
-        (None, None, false) => None,
-    }
-}
-
 fn init_logging(log: Option<&settings::LogSettings>, run: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match log {
@@ -491,24 +478,12 @@ fn main() -> ExitCode {
                             staff,
                             text: text.join(" "),
                         },
-                        DeskCommand::Resolve {
+                        DeskCommand::Resolve { id, staff, label } => DeskAction::Resolve {
                             id,
                             staff,
-                            intent,
-                            new_topic,
-                            not_a_question,
-                        } => DeskAction::Resolve {
-                            id,
-                            staff,
-                            label: label_of(intent, new_topic, not_a_question),
+                            label: label.label(),
                         },
-                        DeskCommand::Label {
-                            id,
-                            staff,
-                            intent,
-                            new_topic,
-                            not_a_question,
-                        } => match label_of(intent, new_topic, not_a_question) {
+                        DeskCommand::Label { id, staff, label } => match label.label() {
                             Some(label) => DeskAction::Label { id, staff, label },
                             None => {
                                 return Err(commands::Failure::BadInput(anyhow::anyhow!(
