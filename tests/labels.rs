@@ -7,81 +7,12 @@
     reason = "test helpers: a failed expectation is a failed test"
 )]
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod binary;
 
+use binary::Deployment;
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A database of its own for each test.
-struct Deployment {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-}
-
 impl Deployment {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("kefu.db");
-        Deployment { _dir: dir, db }
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
-        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("KEFU") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env(
-            "KEFU__DATABASE__URL",
-            format!("sqlite://{}", self.db.display()),
-        );
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn kefu");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        let out = child.wait_with_output().expect("wait for kefu");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("utf-8"),
-            stderr: String::from_utf8(out.stderr).expect("utf-8"),
-        }
-    }
-
-    fn ok(&self, args: &[&str], stdin: &str) -> String {
-        let run = self.run(args, stdin);
-        assert_eq!(run.code, 0, "kefu {args:?}: {run:?}");
-        run.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(self.ok(args, "").trim()).expect("one JSON value")
-    }
-
     /// The user writes `lines` in `kefu chat`, which escalates: the new ticket's id.
     fn escalate(&self, user: &str, lines: &str) -> String {
         let before = self.json(&["desk", "list", "--json"]);

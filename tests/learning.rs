@@ -8,110 +8,20 @@
     reason = "test helpers: a failed expectation is a failed test"
 )]
 
+mod binary;
 mod fake_telegram;
 
-use std::io::{BufRead as _, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use binary::Deployment;
 use fake_telegram::{Fake, TOKEN, dm, sends_to, text};
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A database and a copy of the default KB of its own.
-struct Deployment {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    kb: PathBuf,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
 impl Deployment {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("kefu.db");
-        let kb = dir.path().join("kb");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kb"),
-            &kb,
-        );
-        Deployment { _dir: dir, db, kb }
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.db.display())
-    }
-
-    fn run(&self, args: &[&str], stdin: &str) -> Run {
-        self.run_with(args, &[], stdin)
-    }
-
-    /// [`Deployment::run`] with more environment variables.
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
-        cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("KEFU") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("KEFU__DATABASE__URL", self.url())
-            .env("KEFU__NLU__KB", &self.kb)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn kefu");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        let out = child.wait_with_output().expect("wait for kefu");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("utf-8"),
-            stderr: String::from_utf8(out.stderr).expect("utf-8"),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.run(args, "");
-        assert_eq!(run.code, 0, "kefu {args:?}: {run:?}");
-        run.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(self.ok(args).trim()).expect("one JSON value")
-    }
-
     /// `user` asks `question` in `kefu chat` and asks for a human; `staff` claims the ticket and
     /// resolves it with the label `flags`.
     fn label(&self, user: &str, question: &str, staff: &str, flags: &[&str]) {
@@ -126,10 +36,10 @@ impl Deployment {
             .and_then(|t| t["id"].as_i64())
             .unwrap_or_else(|| panic!("{user}'s ticket is queued: {tickets}"))
             .to_string();
-        self.ok(&["desk", "claim", &id, "--as", staff]);
+        self.ok(&["desk", "claim", &id, "--as", staff], "");
         let mut args = vec!["desk", "resolve", &id, "--as", staff];
         args.extend_from_slice(flags);
-        let out = self.ok(&args);
+        let out = self.ok(&args, "");
         assert!(out.contains("labelled as"), "{out}");
     }
 
@@ -178,7 +88,7 @@ const SEED: &str =
 
 #[test]
 fn suggestions_are_accepted_into_the_kb_files_rejected_for_good_and_audited() {
-    let d = Deployment::new();
+    let d = Deployment::with_kb_copy();
     let kb = d.kb.display().to_string();
     let file = d.kb.join("30-withdrawal.toml");
     let original = std::fs::read_to_string(&file).unwrap();
@@ -254,12 +164,12 @@ fn suggestions_are_accepted_into_the_kb_files_rejected_for_good_and_audited() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
 
     // Rejected: recorded, the KB untouched.
-    let out = d.ok(&["kb", "reject", &topic_id, "--as", "lena", &kb]);
+    let out = d.ok(&["kb", "reject", &topic_id, "--as", "lena", &kb], "");
     assert!(out.contains(&format!("rejected {topic_id}")), "{out}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
 
     // Accepted: the examples are in the file that defines the intent, its comments kept.
-    let out = d.ok(&["kb", "accept", &add_id, "--as", "lena", &kb]);
+    let out = d.ok(&["kb", "accept", &add_id, "--as", "lena", &kb], "");
     assert!(out.contains(&format!("accepted {add_id} (lena)")), "{out}");
     let edited = std::fs::read_to_string(&file).unwrap();
     assert!(edited.starts_with("# Withdrawals:"), "{edited}");
@@ -322,7 +232,7 @@ fn suggestions_are_accepted_into_the_kb_files_rejected_for_good_and_audited() {
     assert_eq!(decisions[1]["accepted"], true);
     assert_eq!(decisions[1]["by"], "lena");
     assert!(decisions[1]["at"].is_string(), "{history}");
-    let text = d.ok(&["kb", "history"]);
+    let text = d.ok(&["kb", "history"], "");
     assert!(text.contains("labelled ticket"), "{text}");
     assert!(text.contains(&format!("accepted {add_id}")), "{text}");
     assert!(text.contains(&format!("rejected {topic_id}")), "{text}");
@@ -330,7 +240,7 @@ fn suggestions_are_accepted_into_the_kb_files_rejected_for_good_and_audited() {
 
 #[test]
 fn an_accepted_new_topic_is_a_new_intent_that_kb_check_passes() {
-    let d = Deployment::new();
+    let d = Deployment::with_kb_copy();
     let kb = d.kb.display().to_string();
     d.misses(&[
         ("质押收益怎么算", 2),
@@ -346,7 +256,7 @@ fn an_accepted_new_topic_is_a_new_intent_that_kb_check_passes() {
     let id = topic["id"].as_str().unwrap();
     let intent = topic["intent"].as_str().unwrap();
     let file = PathBuf::from(topic["new_intent"]["file"].as_str().unwrap());
-    d.ok(&["kb", "accept", id, "--as", "lena", &kb]);
+    d.ok(&["kb", "accept", id, "--as", "lena", &kb], "");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("# FOR THE KB AUTHOR"), "{text}");
     assert!(text.contains(&format!("id = \"{intent}\"")), "{text}");
@@ -377,18 +287,9 @@ impl Bot {
 
     /// [`Bot::start`] with more environment variables.
     fn start_with(d: &Deployment, fake: &Fake, env: &[(&str, &str)]) -> Bot {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
-        cmd.arg("run")
-            .arg("--kb")
-            .arg(&d.kb)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("KEFU") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("KEFU__DATABASE__URL", d.url())
-            .env("KEFU__TELEGRAM__TOKEN", TOKEN)
+        let kb = d.kb.display().to_string();
+        let mut cmd = d.command(&["run", "--kb", &kb]);
+        cmd.env("KEFU__TELEGRAM__TOKEN", TOKEN)
             .env("KEFU__TELEGRAM__API_URL", &fake.url)
             .env("KEFU__SERVER__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info")
@@ -459,7 +360,7 @@ impl Drop for Bot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_bot_answers_an_accepted_topic_without_a_restart() {
-    let d = Deployment::new();
+    let d = Deployment::with_kb_copy();
     let kb = d.kb.display().to_string();
     let fake = Fake::start().await;
     let bot = Bot::start(&d, &fake);
@@ -486,7 +387,7 @@ async fn a_running_bot_answers_an_accepted_topic_without_a_restart() {
             .find(|s| s["kind"] == "new_topic")
             .unwrap_or_else(|| panic!("a new topic: {found:?}"));
         let id = topic["id"].as_str().unwrap();
-        d2.ok(&["kb", "accept", id, "--as", "lena", &kb]);
+        d2.ok(&["kb", "accept", id, "--as", "lena", &kb], "");
     });
     bot.wait_log(RELOADED).await;
     let after = bot.ask(&fake, 502, 3, question).await;
@@ -499,7 +400,7 @@ async fn a_running_bot_answers_an_accepted_topic_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lead_accepts_a_suggestion_through_the_console_api_of_kefu_run() {
-    let d = Deployment::new();
+    let d = Deployment::with_kb_copy();
     let password = "correct horse battery staple";
     let (found, token) = tokio::task::block_in_place(|| {
         d.misses(&[
@@ -515,7 +416,7 @@ async fn a_lead_accepts_a_suggestion_through_the_console_api_of_kefu_run() {
         );
         assert_eq!(added.code, 0, "{added:?}");
         let token = d
-            .ok(&["staff", "token", "lena"])
+            .ok(&["staff", "token", "lena"], "")
             .split_whitespace()
             .last()
             .expect("a token")
