@@ -553,8 +553,11 @@ async fn after_a_resolve_in_the_thread_staff_label_the_question_with_a_button() 
         "INTERACTION_CREATE",
         press(8101, thread, Some(GUILD), DAVE, &[], &claim),
     );
+    // The ticket-opened message carries the code too: the staff-joined one also names omar.
     fake.wait_for("the staff-joined message to the user", |r| {
-        r.path == format!("/channels/{DM}/messages") && content(r).contains(&code)
+        r.path == format!("/channels/{DM}/messages")
+            && content(r).contains(&code)
+            && content(r).contains("omar")
     })
     .await;
     fake.dispatch(
@@ -843,6 +846,7 @@ async fn a_telegram_users_ticket_is_worked_in_the_discord_staff_channel() {
             r.method == "sendmessage"
                 && r.body["chat_id"] == json!(tg_user)
                 && fake_telegram::text(r).contains(&code)
+                && fake_telegram::text(r).contains(DAVE.1)
         })
         .await;
     telegram.push(fake_telegram::dm(2, 11, tg_user, "订单号 12345"));

@@ -328,8 +328,12 @@ async fn after_a_resolve_in_the_topic_staff_label_the_question_with_a_button() {
     };
     let (claim, resolve) = (find("Claim"), find("Resolve"));
     fake.push(callback(3, "cb-claim", STAFF_ID, STAFF_CHAT, &claim));
+    // The ticket-opened message carries the code too: the staff-joined one also names omar.
     fake.wait_for("the staff-joined message", |r| {
-        r.method == "sendmessage" && r.body["chat_id"] == json!(USER) && text(r).contains(&code)
+        r.method == "sendmessage"
+            && r.body["chat_id"] == json!(USER)
+            && text(r).contains(&code)
+            && text(r).contains("omar")
     })
     .await;
     fake.push(callback(4, "cb-resolve", STAFF_ID, STAFF_CHAT, &resolve));
