@@ -127,6 +127,22 @@ fn points(x: f32) -> String {
     format!("{:+.1}", x * 100.0)
 }
 
+/// An effect's figures before → after: resolved, wrong answers, top-1.
+fn changes(e: &learn::Effect) -> String {
+    format!(
+        "resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
+        pct(e.before.resolved_rate),
+        pct(e.after.resolved_rate),
+        points(e.resolved_change),
+        pct(e.before.wrong_answer_rate),
+        pct(e.after.wrong_answer_rate),
+        points(e.wrong_answer_change),
+        pct(e.before.top1_accuracy),
+        pct(e.after.top1_accuracy),
+        points(e.top1_change),
+    )
+}
+
 /// Runs `work` (training, KB parsing, file writing) on the blocking thread pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
@@ -177,31 +193,12 @@ fn effect_lines(s: &Suggestion) -> Vec<String> {
         Some(e) => {
             if let Some(t) = &e.traffic {
                 out.push(format!(
-                    "effect on the traffic ({} questions: those labelled and its own): resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
+                    "effect on the traffic ({} questions: those labelled and its own): {}",
                     t.before.cases,
-                    pct(t.before.resolved_rate),
-                    pct(t.after.resolved_rate),
-                    points(t.resolved_change),
-                    pct(t.before.wrong_answer_rate),
-                    pct(t.after.wrong_answer_rate),
-                    points(t.wrong_answer_change),
-                    pct(t.before.top1_accuracy),
-                    pct(t.after.top1_accuracy),
-                    points(t.top1_change),
+                    changes(t)
                 ));
             }
-            out.push(format!(
-                "effect on the KB's held-out check: resolved {} → {} ({}), wrong answers {} → {} ({}), top-1 {} → {} ({})",
-                pct(e.before.resolved_rate),
-                pct(e.after.resolved_rate),
-                points(e.resolved_change),
-                pct(e.before.wrong_answer_rate),
-                pct(e.after.wrong_answer_rate),
-                points(e.wrong_answer_change),
-                pct(e.before.top1_accuracy),
-                pct(e.after.top1_accuracy),
-                points(e.top1_change),
-            ));
+            out.push(format!("effect on the KB's held-out check: {}", changes(e)));
             out.push(format!(
                 "expected: {}",
                 if e.is_positive() {
