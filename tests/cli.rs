@@ -355,6 +355,51 @@ fn eval_json_prints_one_object_with_the_contract_metrics() {
 }
 
 #[test]
+fn eval_passes_time_each_case_several_times_and_change_no_figure() {
+    let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
+    let (kb, cases) = (path.join("kb.toml"), path.join("cases.jsonl"));
+    let once = one_json_object(&eval(&kb, &cases, &[OsStr::new("--json")]));
+    let thrice = one_json_object(&eval(
+        &kb,
+        &cases,
+        &[
+            OsStr::new("--json"),
+            OsStr::new("--passes"),
+            OsStr::new("3"),
+        ],
+    ));
+    assert_eq!(once["timing_passes"].as_u64(), Some(1), "{once:?}");
+    assert_eq!(thrice["timing_passes"].as_u64(), Some(3), "{thrice:?}");
+    for field in [
+        "cases",
+        "top1_accuracy",
+        "resolved_rate",
+        "wrong_answer_rate",
+        "oos_recall",
+        "answer_rate",
+        "clarify_rate",
+        "escalate_rate",
+    ] {
+        assert_eq!(once[field], thrice[field], "{field}");
+    }
+    let (p50, p99) = (
+        thrice["p50_us"].as_f64().expect("p50_us"),
+        thrice["p99_us"].as_f64().expect("p99_us"),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "p50 {p50} µs, p99 {p99} µs");
+    let table = eval(&kb, &cases, &[OsStr::new("--passes"), OsStr::new("2")]);
+    assert_eq!(table.code, 0, "{table:#?}");
+    assert!(
+        table.stdout.contains("fastest of 2 passes"),
+        "{}",
+        table.stdout
+    );
+    let zero = eval(&kb, &cases, &[OsStr::new("--passes"), OsStr::new("0")]);
+    assert_eq!(zero.code, 2, "{zero:#?}");
+    assert!(zero.stderr.contains("--passes"), "{zero:#?}");
+}
+
+#[test]
 fn eval_without_json_prints_a_readable_table_matching_the_json() {
     let (_dir, path) = dir_with(&[("kb.toml", SMALL_KB), ("cases.jsonl", SMALL_CASES)]);
     let (kb, cases) = (path.join("kb.toml"), path.join("cases.jsonl"));

@@ -29,6 +29,8 @@ pub struct Report {
     pub oos_recall: Option<f64>,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Passes over the cases that timed each decision (`--passes`); a case's time is its fastest.
+    pub timing_passes: usize,
     /// In-scope cases.
     pub in_scope: usize,
     /// Out-of-scope cases.
@@ -145,7 +147,9 @@ pub fn evaluate(
     cases_path: &Path,
     details: Option<&Path>,
     html: Option<&Path>,
+    passes: usize,
 ) -> Result<Report, Failure> {
+    let passes = passes.max(1);
     let loaded = load_engine(kb)?;
     let engine = &loaded.engine;
     let cases = read_cases(cases_path, &|id| engine.kb().intent(id).is_some())?;
@@ -160,7 +164,7 @@ pub fn evaluate(
         None => None,
     };
     let bar = if cases.len() >= 1000 {
-        ProgressBar::new(cases.len() as u64)
+        ProgressBar::new((cases.len() * passes) as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -174,10 +178,24 @@ pub fn evaluate(
     let (mut answered, mut clarified, mut escalated) = (0, 0, 0);
     let mut confusions: HashMap<(String, String), usize> = HashMap::new();
     let mut judged = Vec::with_capacity(cases.len());
-    for case in &cases {
+    // Extra timing passes first: a case's time is its fastest pass, which leaves out what the
+    // machine adds at random (an interrupt, the other core's work) and a first call's warm-up.
+    // Each pass runs through every case in order, so the caches hold what the other cases left
+    // there, as they do under real traffic, not the same message's rows again.
+    let mut fastest = vec![f64::INFINITY; cases.len()];
+    for _ in 1..passes {
+        for (case, best) in cases.iter().zip(&mut fastest) {
+            let t = Instant::now();
+            let d = engine.decide(&case.text);
+            *best = best.min(t.elapsed().as_secs_f64() * 1e6);
+            drop(d);
+            bar.inc(1);
+        }
+    }
+    for (case, earlier) in cases.iter().zip(&fastest) {
         let t = Instant::now();
         let d = engine.decide(&case.text);
-        micros.push(t.elapsed().as_secs_f64() * 1e6);
+        micros.push(earlier.min(t.elapsed().as_secs_f64() * 1e6));
         bar.inc(1);
         let best = d.candidates.first().map(|c| c.intent.as_str());
         match d.decision {
@@ -291,6 +309,7 @@ pub fn evaluate(
         oos_recall: (oos > 0).then(|| round(oos_kept as f64 / oos as f64)),
         p50_us: (percentile(&micros, 0.50) * 10.0).round() / 10.0,
         p99_us: (percentile(&micros, 0.99) * 10.0).round() / 10.0,
+        timing_passes: passes,
         in_scope,
         out_of_scope: oos,
         answer_rate: round(answered as f64 / n),
@@ -325,9 +344,10 @@ pub fn run(
     json: bool,
     details: Option<&Path>,
     html: Option<&Path>,
+    passes: usize,
 ) -> Result<(), Failure> {
     let mut out = String::new();
-    let r = evaluate(kb, cases, details, html)?;
+    let r = evaluate(kb, cases, details, html, passes)?;
     if json {
         outln!(
             out,
@@ -360,9 +380,14 @@ pub fn run(
     );
     outln!(
         out,
-        "latency            p50 {:.1} µs, p99 {:.1} µs",
+        "latency            p50 {:.1} µs, p99 {:.1} µs{}",
         r.p50_us,
-        r.p99_us
+        r.p99_us,
+        if r.timing_passes > 1 {
+            format!(" (each case's fastest of {} passes)", r.timing_passes)
+        } else {
+            String::new()
+        }
     );
     outln!(
         out,
