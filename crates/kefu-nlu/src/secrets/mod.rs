@@ -13,7 +13,8 @@
 //! - `wordlists`: the BIP39 lists, the checksum, and what tells random Chinese characters from a
 //!   sentence.
 //! - `hints`: the words around a candidate (seed, key and transaction hints) and distances to them.
-//! - `mnemonic`: English and Chinese mnemonics. `keys`: hex, WIF and extended private keys.
+//! - `mnemonic`: English and Chinese mnemonics. `compact`: English mnemonics with the words glued
+//!   together or cut to four letters. `keys`: hex, WIF and extended private keys.
 //! - `history`: phrases split over messages.
 //!
 //! # How a message is read
@@ -53,6 +54,12 @@
 //!   about all any area army art best better black blue`), the run is reported only if the checksum
 //!   verifies (1 in 16 for 12 words, 1 in 256 for 24) or the run is seed-like. Only windows leaving
 //!   ≤ 2 words over are tried, which keeps the checksum "lottery tickets" per run at 3 or fewer.
+//! - **English BIP39 mnemonics written compactly** (`compact`), reported only when a checksum
+//!   verifies, since nothing else marks them: the words **glued** into one run of letters
+//!   (`legalwinnerthank…`, `LegalWinnerThank…`, 36 letters or more), which must split wholly into
+//!   12–24 wordlist words; and words **cut to their first four letters** (`lega winn than year …`,
+//!   as steel backup plates keep them; BIP39 made the first four letters unique), in a run that
+//!   may mix whole words and prefixes, with a verifying window leaving at most two words over.
 //! - **Chinese BIP39 mnemonics** (Simplified and Traditional lists, one character per word). The
 //!   lists hold the 2048 most common characters, so *any* Chinese sentence is a run of wordlist
 //!   characters. Hence:
@@ -110,7 +117,8 @@
 //!   when a slightly longer window also verifies.
 //! - BIP39 mnemonics in other languages (Japanese, Korean, Spanish, French, …) and non-BIP39
 //!   seeds: Electrum seeds (English words but Electrum's own version checksum, so found only when
-//!   seed-like), Monero 25-word seeds, SLIP-39 Shamir shares, abbreviated (4-letter) words.
+//!   seed-like), Monero 25-word seeds, SLIP-39 Shamir shares. Glued or four-letter words with a
+//!   bad checksum (a typo, a missing word), and words glued to other text (`seedlegalwinner…`).
 //! - Hex private keys without a key hint (indistinguishable from tx hashes), keys of other lengths,
 //!   keys in other encodings (Base64, Solana's 88-char Base58 keypairs, BIP38 `6P…` keys, keystore
 //!   JSON files and their passwords), and anything in images or screenshots.
@@ -121,10 +129,11 @@
 //!
 //! Word lists are indexed once in [`LazyLock`](std::sync::LazyLock) hash maps; the word-pair table
 //! (512 KiB as a bit matrix) is decoded the first time a Chinese window needs it. A message with
-//! fewer than 10 runs of letters or digits, fewer than 10 ideographs and no run of 50 letters and
+//! fewer than 10 runs of letters or digits, fewer than 10 ideographs and no run of 36 letters and
 //! digits is rejected after one allocation-free pass; otherwise the scan is linear in the length
 //! (README, "Secret redaction and fuzzing", has the measured figures).
 
+mod compact;
 mod hints;
 mod history;
 mod keys;
@@ -402,6 +411,7 @@ fn scan_unchecked(text: &str) -> Vec<SecretSpan> {
     mnemonic::scan_english(&scan, &mut ctx, &mut spans);
     mnemonic::scan_chinese_separated(&scan, &mut ctx, &mut spans);
     mnemonic::scan_chinese_contiguous(&scan, &mut ctx, &mut spans);
+    compact::scan_compact(&scan, &mut spans);
     // Key decisions measure distances with the mnemonics found counted as one byte each.
     ctx.add_opaque(spans.iter().map(|s| s.range.clone()));
     keys::scan_keys(&scan, &mut ctx, &mut spans);

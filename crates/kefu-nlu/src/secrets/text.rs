@@ -440,7 +440,10 @@ pub(super) fn worth_scanning(text: &str, min_tokens: usize, min_cjk: usize) -> b
             tokens += usize::from(class != last);
         }
         last = class;
-        if tokens >= min_tokens || cjk >= min_cjk || alnum_run >= MIN_KEY_TOKEN {
+        if tokens >= min_tokens
+            || cjk >= min_cjk
+            || alnum_run >= MIN_KEY_TOKEN.min(super::compact::MIN_GLUED_LETTERS)
+        {
             return true;
         }
     }

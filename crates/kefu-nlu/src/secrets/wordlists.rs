@@ -19,6 +19,17 @@ static EN_INDEX: LazyLock<HashMap<&'static str, u16>> = LazyLock::new(|| {
         .map(|(w, i)| (*w, i))
         .collect()
 });
+/// English words longer than four letters by their first four: BIP39 made those unique, so
+/// `lega` is `legal` (steel backup plates keep only four letters a word).
+static EN_PREFIX_INDEX: LazyLock<HashMap<&'static str, u16>> = LazyLock::new(|| {
+    Language::English
+        .word_list()
+        .iter()
+        .zip(0u16..)
+        .filter(|(w, _)| w.len() > 4)
+        .filter_map(|(w, i)| w.get(..4).map(|p| (p, i)))
+        .collect()
+});
 pub(super) static ZH_HANS_INDEX: LazyLock<HashMap<char, u16>> =
     LazyLock::new(|| zh_index(Language::SimplifiedChinese));
 pub(super) static ZH_HANT_INDEX: LazyLock<HashMap<char, u16>> =
@@ -54,6 +65,24 @@ pub(super) fn en_index(token: &str) -> Option<u16> {
             None
         }
     }
+}
+
+/// The English word whose first four letters `token` is (case-insensitively), when `token` is four
+/// ASCII letters that are not themselves a word.
+pub(super) fn en_prefix_index(token: &str) -> Option<u16> {
+    let bytes = token.as_bytes();
+    if bytes.len() != 4 || !token.is_ascii() {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    for (dst, src) in buf.iter_mut().zip(bytes) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let prefix = std::str::from_utf8(&buf).ok()?;
+    if EN_INDEX.contains_key(prefix) {
+        return None;
+    }
+    EN_PREFIX_INDEX.get(prefix).copied()
 }
 
 /// Is `indices` a valid BIP39 mnemonic (length and checksum) in `lang`?

@@ -1,0 +1,254 @@
+//! English mnemonics written compactly, which the word runs of [`super::mnemonic`] miss:
+//! - **glued** words, `legalwinnerthank…` or `LegalWinnerThank…`: one run of letters that splits
+//!   wholly into 12–24 wordlist words;
+//! - **four-letter** words, `lega winn than year …`: BIP39 English words are unique in their first
+//!   four letters, and steel backup plates keep only those; a run of words and four-letter
+//!   prefixes (with the separators and list numbering a run allows), at least one of them a
+//!   prefix.
+//!
+//! Such writings carry nothing else that marks a seed, so either is reported only when a BIP39
+//! checksum verifies: for glued words over the whole run, for prefixes in a window leaving at most
+//! two words of the run over (three chances of 1 in 16 or less for a run that is no seed, as for
+//! whole words).
+
+use std::ops::Range;
+
+use bip39::Language;
+
+use super::text::{ItemKind, Scan};
+use super::wordlists::{MNEMONIC_LENGTHS, en_index, en_prefix_index, verifies};
+use super::{SecretKind, SecretSpan};
+
+/// The fewest letters 12 glued wordlist words can have (each has 3 to 8).
+pub(super) const MIN_GLUED_LETTERS: usize = 36;
+/// Splits tried per glued run: a run of letters can split into words in many ways (`art`+`ist`),
+/// and only lengths of 12–24 words are checked.
+const MAX_SPLITS: usize = 64;
+/// Words of a run kept out of its checksum window, at most.
+const MAX_LEFTOVER_WORDS: usize = 2;
+
+pub(super) fn scan_compact(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
+    glued(scan, spans);
+    prefixed(scan, spans);
+}
+
+fn seed(range: Range<usize>, words: usize) -> SecretSpan {
+    SecretSpan {
+        kind: SecretKind::SeedPhrase,
+        range,
+        words,
+        checksum_ok: true,
+    }
+}
+
+fn glued(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
+    for item in &scan.items {
+        if !matches!(item.kind, ItemKind::Word(None)) {
+            continue;
+        }
+        let letters = &scan.text()[item.range.clone()];
+        if letters.len() < MIN_GLUED_LETTERS
+            || letters.len() > 24 * 8
+            || !letters.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            continue;
+        }
+        if let Some(words) = glued_words(letters) {
+            spans.push(seed(item.range.clone(), words));
+        }
+    }
+}
+
+/// The number of words of a split of `letters` into wordlist words that is a valid mnemonic.
+fn glued_words(letters: &str) -> Option<usize> {
+    let n = letters.len();
+    // ends[i]: can letters[i..] be split into words at all? Built from the end.
+    let mut ends = vec![false; n + 1];
+    ends[n] = true;
+    for i in (0..n).rev() {
+        ends[i] = (3..=8)
+            .filter(|len| i + len <= n && ends[i + len])
+            .any(|len| en_index(&letters[i..i + len]).is_some());
+    }
+    if !ends[0] {
+        return None;
+    }
+    let mut path = Vec::with_capacity(24);
+    let mut tried = 0;
+    split(letters, 0, &ends, &mut path, &mut tried)
+}
+
+/// Depth-first over the splits of `letters[at..]`, shortest words first, up to [`MAX_SPLITS`].
+fn split(
+    letters: &str,
+    at: usize,
+    ends: &[bool],
+    path: &mut Vec<u16>,
+    tried: &mut usize,
+) -> Option<usize> {
+    if at == letters.len() {
+        *tried += 1;
+        return (MNEMONIC_LENGTHS.contains(&path.len()) && verifies(Language::English, path))
+            .then_some(path.len());
+    }
+    if path.len() == 24 || *tried >= MAX_SPLITS {
+        return None;
+    }
+    for len in 3..=8 {
+        let end = at + len;
+        if end > letters.len() || !ends[end] {
+            continue;
+        }
+        if let Some(idx) = en_index(&letters[at..end]) {
+            path.push(idx);
+            let found = split(letters, end, ends, path, tried);
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
+}
+
+/// A word of a run: its range, its index, and whether it was only a prefix.
+struct Word {
+    range: Range<usize>,
+    idx: u16,
+    prefix: bool,
+}
+
+fn prefixed(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
+    let mut run: Vec<Word> = Vec::new();
+    for item in &scan.items {
+        match item.kind {
+            ItemKind::Word(word) => {
+                let text = &scan.text()[item.range.clone()];
+                let found = word
+                    .map(|idx| (idx, false))
+                    .or_else(|| en_prefix_index(text).map(|idx| (idx, true)));
+                match found {
+                    Some((idx, prefix)) => run.push(Word {
+                        range: item.range.clone(),
+                        idx,
+                        prefix,
+                    }),
+                    None => check_run(&std::mem::take(&mut run), spans),
+                }
+            }
+            ItemKind::Num | ItemKind::Sep { .. } => {}
+            _ => check_run(&std::mem::take(&mut run), spans),
+        }
+    }
+    check_run(&run, spans);
+}
+
+/// Reports the longest, then earliest, window of `run` that holds a prefix and verifies, leaving
+/// at most [`MAX_LEFTOVER_WORDS`] of the run over.
+fn check_run(run: &[Word], spans: &mut Vec<SecretSpan>) {
+    let n = run.len();
+    if n < MNEMONIC_LENGTHS[MNEMONIC_LENGTHS.len() - 1] || !run.iter().any(|w| w.prefix) {
+        return;
+    }
+    let window = MNEMONIC_LENGTHS
+        .iter()
+        .filter(|&&len| len <= n && n - len <= MAX_LEFTOVER_WORDS)
+        .flat_map(|&len| (0..=n - len).map(move |start| start..start + len))
+        .find(|w| {
+            let words = &run[w.clone()];
+            let idx: Vec<u16> = words.iter().map(|w| w.idx).collect();
+            words.iter().any(|w| w.prefix) && verifies(Language::English, &idx)
+        });
+    if let Some(w) = window {
+        let (first, last) = (&run[w.start], &run[w.end - 1]);
+        spans.push(seed(first.range.start..last.range.end, w.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::find_secrets;
+
+    const PHRASE: &str =
+        "legal winner thank year wave sausage worth useful legal winner thank yellow";
+
+    fn words() -> Vec<&'static str> {
+        PHRASE.split(' ').collect()
+    }
+
+    fn title(w: &str) -> String {
+        let mut c = w.chars();
+        c.next()
+            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn glued_words_are_found_whatever_their_case() {
+        for text in [
+            words().concat(),
+            words().iter().map(|w| title(w)).collect::<String>(),
+            format!("my wallet: {} pls help", words().concat().to_uppercase()),
+        ] {
+            let spans = find_secrets(&text);
+            assert_eq!(spans.len(), 1, "{text}: {spans:?}");
+            assert_eq!(spans[0].words, 12, "{text}");
+            assert!(spans[0].checksum_ok);
+            let glued = &text[spans[0].range.clone()];
+            assert_eq!(glued.len(), words().concat().len(), "{text}: {glued}");
+        }
+    }
+
+    #[test]
+    fn four_letter_words_are_found_in_any_layout() {
+        let four: Vec<String> = words()
+            .iter()
+            .map(|w| w[..w.len().min(4)].to_owned())
+            .collect();
+        for text in [
+            four.join(" "),
+            four.join("\n"),
+            four.iter()
+                .enumerate()
+                .map(|(i, w)| format!("{}. {w}", i + 1))
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!("backup plate says {} ok?", four.join(" ").to_uppercase()),
+        ] {
+            let spans = find_secrets(&text);
+            assert_eq!(spans.len(), 1, "{text}: {spans:?}");
+            assert_eq!(spans[0].words, 12, "{text}");
+            let found = &text[spans[0].range.clone()];
+            assert!(
+                found.to_lowercase().starts_with("lega") && found.to_lowercase().ends_with("yell"),
+                "{text}: {found}"
+            );
+        }
+        // Whole words and prefixes mixed.
+        let mixed = "legal winn thank year wave saus worth useful lega winner than yellow";
+        assert_eq!(find_secrets(mixed).len(), 1, "{mixed}");
+    }
+
+    #[test]
+    fn a_bad_checksum_or_prose_is_not_reported() {
+        // The last word changed: the checksum fails.
+        let four: Vec<String> = words()
+            .iter()
+            .map(|w| w[..w.len().min(4)].to_owned())
+            .collect();
+        let mut bad = four.clone();
+        bad[11] = "zoo".to_owned();
+        assert!(find_secrets(&bad.join(" ")).is_empty());
+        let mut glued = words();
+        glued[11] = "zoo";
+        assert!(find_secrets(&glued.concat()).is_empty());
+        for text in [
+            "than kept were also able then went into town with some more food and water",
+            "supercalifragilisticexpialidociousandantidisestablishmentarianism",
+            "https://example.com/aboutabandonabilityableaboveabsentabsorbabstractabsurd",
+            "thisisaverylongwordwithoutanyspacesbecausemykeyboardbroke",
+        ] {
+            assert!(find_secrets(text).is_empty(), "{text}");
+        }
+    }
+}
