@@ -4,7 +4,7 @@
 //! - **four-letter** words, `lega winn than year …`: BIP39 English words are unique in their first
 //!   four letters, and steel backup plates keep only those; a run of words and four-letter
 //!   prefixes (with the separators and list numbering a run allows), at least one of them a
-//!   prefix.
+//!   prefix; or, anywhere in a longer run, a window at least half prefixes.
 //!
 //! Such writings carry nothing else that marks a seed, so either is reported only when a BIP39
 //! checksum verifies: for glued words over the whole run, for prefixes in a window leaving at most
@@ -143,21 +143,30 @@ fn prefixed(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
     check_run(&run, spans);
 }
 
-/// Reports the longest, then earliest, window of `run` that holds a prefix and verifies, leaving
-/// at most [`MAX_LEFTOVER_WORDS`] of the run over.
+/// Reports the longest, then earliest, window of `run` that verifies and either holds a prefix
+/// and leaves at most [`MAX_LEFTOVER_WORDS`] of the run over, or is at least half prefixes
+/// wherever it lies (`fly pottery: card, waln, run, verb, …`: whole words before a phrase cut to
+/// four letters; prose has next to no such windows).
 fn check_run(run: &[Word], spans: &mut Vec<SecretSpan>) {
     let n = run.len();
     if n < MNEMONIC_LENGTHS[MNEMONIC_LENGTHS.len() - 1] || !run.iter().any(|w| w.prefix) {
         return;
     }
-    let window = MNEMONIC_LENGTHS
-        .iter()
-        .filter(|&&len| len <= n && n - len <= MAX_LEFTOVER_WORDS)
-        .flat_map(|&len| (0..=n - len).map(move |start| start..start + len))
-        .find(|w| {
-            let words = &run[w.clone()];
-            let idx: Vec<u16> = words.iter().map(|w| w.idx).collect();
-            words.iter().any(|w| w.prefix) && verifies(Language::English, &idx)
+    let verifying = |w: &Range<usize>| {
+        let idx: Vec<u16> = run[w.clone()].iter().map(|w| w.idx).collect();
+        verifies(Language::English, &idx)
+    };
+    let prefixes = |w: &Range<usize>| run[w.clone()].iter().filter(|w| w.prefix).count();
+    let windows = |len: usize| (0..=n - len).map(move |start| start..start + len);
+    let lengths = || MNEMONIC_LENGTHS.iter().copied().filter(|&len| len <= n);
+    let window = lengths()
+        .filter(|&len| n - len <= MAX_LEFTOVER_WORDS)
+        .flat_map(windows)
+        .find(|w| prefixes(w) > 0 && verifying(w))
+        .or_else(|| {
+            lengths()
+                .flat_map(windows)
+                .find(|w| prefixes(w) * 2 >= w.len() && verifying(w))
         });
     if let Some(w) = window {
         let (first, last) = (&run[w.start], &run[w.end - 1]);
@@ -227,6 +236,11 @@ mod tests {
         // Whole words and prefixes mixed.
         let mixed = "legal winn thank year wave saus worth useful lega winner than yellow";
         assert_eq!(find_secrets(mixed).len(), 1, "{mixed}");
+        // After wordlist words that run into it: the window of prefixes alone.
+        let after = format!("kitchen setup fly pottery: {}", four.join(", "));
+        let spans = find_secrets(&after);
+        assert_eq!(spans.len(), 1, "{after}: {spans:?}");
+        assert!(after[spans[0].range.clone()].starts_with("lega"), "{after}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bip39::Language;
 use super::hints::{Context, SEED_HINTS, occurrences};
 use super::text::{Item, ItemKind, Scan, is_cjk};
 use super::wordlists::{
-    MNEMONIC_LENGTHS, Randomness, is_word_pair, looks_random, random_evidence, verifies,
+    MNEMONIC_LENGTHS, Randomness, en_near, is_word_pair, looks_random, random_evidence, verifies,
 };
 use super::{SecretKind, SecretSpan};
 
@@ -286,7 +286,9 @@ fn evaluate_run(
     }
     let hinted_seed =
         hint && !(matches!(script, Script::English) && prose_words(&run.words) * 4 > n);
-    if hinted_seed && n >= MIN_SEED_WORDS {
+    // A user who lost a word or two says so next to the rest ("my seed phrase, the last word is
+    // missing: …"), and 10 or 11 words are a phrase found by trying the rest.
+    if hinted_seed && n >= MIN_SEED_WORDS_STRONG {
         spans.extend(span_of(&run.words, false));
         return;
     }
@@ -340,6 +342,108 @@ pub(super) fn scan_english(
         }
     }
     evaluate_run(Script::English, &run, false, ctx, spans);
+}
+
+/// A misspelt word may stand in a run this many times at most.
+const MAX_MISSPELT: usize = 2;
+/// A misspelt word's corrections tried against the checksum, at most.
+const MAX_CORRECTIONS: usize = 2;
+
+/// English runs with one or two misspelt words (`sausge` for `sausage`), which [`scan_english`]
+/// reads as two short runs. A misspelt word is one of 4–9 letters, not in the list, one edit from
+/// a wordlist word. Such a run is reported
+/// - when it, or one of its sentences (cut at odd gaps, as [`Run::sentences`] cuts), has exactly
+///   12, 15, 18, 21 or 24 words, one misspelt with at most two corrections, and one correction
+///   makes the checksum verify → `checksum_ok = true` (two chances of 1 in 16 or less for each
+///   run or sentence that is no seed); or
+/// - when it is seed-like as [`evaluate_run`]'s rule 2 asks (structured, or hinted and not prose)
+///   with at least 12 words (10 with a hint) → `checksum_ok = false`.
+pub(super) fn scan_english_misspelt(
+    scan: &Scan<'_>,
+    ctx: &mut Context<'_, '_>,
+    spans: &mut Vec<SecretSpan>,
+) {
+    let mut run = Run::default();
+    // (position in the run, its corrections)
+    let mut misspelt: Vec<(usize, Vec<u16>)> = Vec::new();
+    for item in &scan.items {
+        match item.kind {
+            ItemKind::Word(Some(i)) => run.push(RunWord {
+                range: item.range.clone(),
+                idx: [Some(i), None],
+            }),
+            ItemKind::Word(None) => {
+                let near = en_near(&scan.text()[item.range.clone()]);
+                if near.is_empty() || misspelt.len() == MAX_MISSPELT {
+                    evaluate_misspelt(&run, &misspelt, ctx, spans);
+                    run = Run::default();
+                    misspelt.clear();
+                    if near.is_empty() {
+                        continue;
+                    }
+                }
+                misspelt.push((run.words.len(), near));
+                run.push(RunWord {
+                    range: item.range.clone(),
+                    idx: [None, None],
+                });
+            }
+            kind @ (ItemKind::Num | ItemKind::Sep { .. }) => {
+                run.gap(kind, &scan.text()[item.range.clone()]);
+            }
+            _ => {
+                evaluate_misspelt(&run, &misspelt, ctx, spans);
+                run = Run::default();
+                misspelt.clear();
+            }
+        }
+    }
+    evaluate_misspelt(&run, &misspelt, ctx, spans);
+}
+
+fn evaluate_misspelt(
+    run: &Run,
+    misspelt: &[(usize, Vec<u16>)],
+    ctx: &mut Context<'_, '_>,
+    spans: &mut Vec<SecretSpan>,
+) {
+    let n = run.words.len();
+    if misspelt.is_empty() || n < MIN_SEED_WORDS_STRONG {
+        return;
+    }
+    // The whole run, or one of its sentences (a phrase pasted after `…? `), of a mnemonic's length
+    // and with one misspelt word in it.
+    let whole = std::iter::once(0..n);
+    for range in whole.chain(run.sentences()) {
+        let inside: Vec<&(usize, Vec<u16>)> = misspelt
+            .iter()
+            .filter(|(at, _)| range.contains(at))
+            .collect();
+        let [(at, fixes)] = inside[..] else { continue };
+        if !MNEMONIC_LENGTHS.contains(&range.len()) || fixes.len() > MAX_CORRECTIONS {
+            continue;
+        }
+        let words = &run.words[range.clone()];
+        let mut idx: Vec<u16> = words.iter().map(|w| w.idx[0].unwrap_or(0)).collect();
+        for &fix in fixes {
+            idx[at - range.start] = fix;
+            if verifies(Language::English, &idx) {
+                spans.extend(span_of(words, true));
+                return;
+            }
+        }
+    }
+    let structured = run.structured();
+    let hint = ctx.seed_hint();
+    let min = if hint {
+        MIN_SEED_WORDS_STRONG
+    } else {
+        MIN_SEED_WORDS
+    };
+    let seed_like = structured || (hint && prose_words(&run.words) * 4 <= n);
+    if seed_like && n >= min {
+        spans.extend(span_of(&run.words, false));
+    }
 }
 
 fn is_cjk_item(item: Option<&Item>) -> bool {

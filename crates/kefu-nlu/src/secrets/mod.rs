@@ -37,8 +37,9 @@
 //!   1. a window of 12/15/18/21/24 words **whose BIP39 checksum verifies** leaves at most two words
 //!      of the run outside it (so `"<12 words> please help"` is found: `please` and `help` are
 //!      themselves wordlist words) → `checksum_ok = true`, span = that window; or
-//!   2. no window verifies but the run is **seed-like** and has at least 12 words (10 when it is
-//!      both structured and hinted) → the whole run, `checksum_ok = false`. Seed-like means the run
+//!   2. no window verifies but the run is **seed-like** and has at least 12 words (10 when the
+//!      message has a seed hint: a user missing a word or two says so) → the whole run,
+//!      `checksum_ok = false`. Seed-like means the run
 //!      is *structured* — numbered (at least half of the gaps carry a number), one word per line,
 //!      every word comma-separated, or every word set apart by something other than whitespace
 //!      (`legal~winner~…`, an emoji, a zero-width space) — or the message contains a *seed hint*
@@ -54,6 +55,12 @@
 //!   about all any area army art best better black blue`), the run is reported only if the checksum
 //!   verifies (1 in 16 for 12 words, 1 in 256 for 24) or the run is seed-like. Only windows leaving
 //!   ≤ 2 words over are tried, which keeps the checksum "lottery tickets" per run at 3 or fewer.
+//! - **English BIP39 mnemonics with one or two misspelt words** (`mnemonic`): a word of 4–9
+//!   letters outside the list but one edit from a wordlist word (a letter changed, added, left out,
+//!   or two neighbours swapped: `sausge`, `thnak`) stands in a run in its place, at most twice. Such
+//!   a run is reported when it has exactly 12–24 words with one misspelt word whose correction (of
+//!   at most two) makes the checksum verify (`checksum_ok = true`), or when it is seed-like as rule
+//!   2 asks (`checksum_ok = false`).
 //! - **English BIP39 mnemonics written compactly** (`compact`), reported only when a checksum
 //!   verifies, since nothing else marks them: the words **glued** into one run of letters
 //!   (`legalwinnerthank…`, `LegalWinnerThank…`, 36 letters or more), which must split wholly into
@@ -104,12 +111,14 @@
 //!
 //! # What this cannot catch (limitations)
 //!
-//! - Seed phrases with heavy typos or mixed with other words: a misspelt word that is not in the
-//!   list breaks the run (12 words with one typo become runs of 5 and 6 words, both too short).
+//! - Seed phrases with heavy typos or mixed with other words: a third misspelt word, or one two
+//!   edits from any wordlist word, breaks the run (12 words become runs of 5 and 6 words, both too
+//!   short); with two misspelt words and neither a list structure nor a seed hint, the phrase is
+//!   not reported (the checksum is tried only for one).
 //!   A *wrong but valid* word gives a bad checksum, which is only reported when the run is
 //!   seed-like; an exact-length run with a bad checksum written as plain prose without any hint is
 //!   deliberately not reported.
-//! - Partial seeds of fewer than 12 words (10 when structured **and** hinted).
+//! - Partial seeds of fewer than 12 words without a seed hint, or of fewer than 10 with one.
 //! - Words in look-alike letters of other scripts (Cyrillic `а` for Latin `a`).
 //! - Contiguous Chinese mnemonics with a bad checksum; about 7 % of valid 12-character ones inside
 //!   other text without a hint (and 1 % next to a hint), whose characters happen to be common or
@@ -409,6 +418,7 @@ fn scan_unchecked(text: &str) -> Vec<SecretSpan> {
     let mut ctx = Context::new(&scan);
     let mut spans = Vec::new();
     mnemonic::scan_english(&scan, &mut ctx, &mut spans);
+    mnemonic::scan_english_misspelt(&scan, &mut ctx, &mut spans);
     mnemonic::scan_chinese_separated(&scan, &mut ctx, &mut spans);
     mnemonic::scan_chinese_contiguous(&scan, &mut ctx, &mut spans);
     compact::scan_compact(&scan, &mut spans);

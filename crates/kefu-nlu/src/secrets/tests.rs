@@ -214,6 +214,23 @@ fn partial_seed_phrases_are_flagged_only_when_seed_like() {
     );
     // 11 plain words without a hint: not flagged.
     assert_none(&eleven.join(" "));
+    // 11 or 10 plain words after a hint: flagged (the rest can be tried), in either language.
+    for text in [
+        format!(
+            "my seed phrase is {} but the last word is lost",
+            eleven.join(" ")
+        ),
+        format!("助记词少了两个 {} 还能找回吗", eleven[..10].join(" ")),
+    ] {
+        let span = one(&text);
+        assert!(!span.checksum_ok, "{text}");
+        assert!(
+            covered(&text, &span).starts_with("legal") && !redact(&text, &[span]).contains("wave"),
+            "{text}"
+        );
+    }
+    // Nine are not.
+    assert_none(&format!("my seed phrase is {}", eleven[..9].join(" ")));
     // 13 numbered words: the whole run.
     let thirteen = format!("{ABANDON_12} zoo");
     let numbered13: String = thirteen
@@ -625,4 +642,90 @@ fn a_phrase_split_over_messages_is_redacted_in_each_part_and_the_rest_kept() {
             ..Default::default()
         }
     );
+}
+
+#[test]
+fn a_phrase_with_a_misspelt_word_is_found_by_its_corrected_checksum() {
+    for (typo, fixed) in [
+        ("sausge", "sausage"),   // a letter left out
+        ("sausagge", "sausage"), // one added
+        ("sausaje", "sausage"),  // one changed
+        ("usefull", "useful"),
+        ("yelow", "yellow"),
+        ("wrtoh", ""), // two edits: no correction, and no structure or hint
+    ] {
+        let text = format!(
+            "hi {} ok",
+            LEGAL_12.replacen(fixed_or(fixed, "worth"), typo, 1)
+        );
+        let spans = find_secrets(&text);
+        if fixed.is_empty() {
+            assert!(spans.is_empty(), "{text}: {spans:?}");
+            continue;
+        }
+        assert_eq!(spans.len(), 1, "{text}: {spans:?}");
+        assert!(spans[0].checksum_ok, "{text}");
+        assert_eq!(spans[0].words, 12, "{text}");
+        let redacted = redact(&text, &spans);
+        assert_eq!(
+            redacted, "hi [redacted: seed phrase, 12 words] ok",
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_misspelt_phrase_pasted_after_a_question_is_found() {
+    let typed = LEGAL_12.replacen("sausage", "sausge", 1);
+    let text = format!("can you help? {typed}");
+    let span = one(&text);
+    assert!(span.checksum_ok, "{text}");
+    assert_eq!(covered(&text, &span), typed);
+}
+
+fn fixed_or<'a>(fixed: &'a str, or: &'a str) -> &'a str {
+    if fixed.is_empty() { or } else { fixed }
+}
+
+#[test]
+fn a_numbered_or_hinted_phrase_with_misspelt_words_is_found_without_its_checksum() {
+    let words: Vec<&str> = LEGAL_12.split(' ').collect();
+    let mut typed = words.clone();
+    typed[2] = "thnak"; // two neighbours swapped
+    typed[9] = "winer";
+    let numbered = typed
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("{}. {w}", i + 1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let span = one(&numbered);
+    assert!(!span.checksum_ok);
+    assert_eq!(span.words, 12);
+    assert_eq!(&numbered[span.range.clone()], &numbered[3..]);
+    let hinted = format!("my recovery phrase is {} is it safe", typed.join(" "));
+    let span = one(&hinted);
+    assert_eq!(span.words, 12, "{hinted}");
+    assert!(redact(&hinted, &[span]).starts_with("my recovery phrase is [redacted"));
+    // Three misspelt words are too many; unnumbered and unhinted, two are left alone too.
+    let mut three = typed.clone();
+    three[5] = "sausge";
+    assert!(
+        find_secrets(&three.join(" ")).is_empty(),
+        "{}",
+        three.join(" ")
+    );
+    assert!(find_secrets(&typed.join(" ")).is_empty());
+}
+
+#[test]
+fn ordinary_text_with_misspellings_is_not_a_seed() {
+    for text in [
+        "i want to withdraw my money but the appp keeps saying error, please help me fix it soon",
+        "My acount was locked after I tried the wrong pasword three times, how do I unlock it?",
+        "bought some tokens yesterday, the price was great but the transfer is still pendng now",
+        "seed round investors, please check the docment about the token unlock schedule first",
+    ] {
+        assert!(find_secrets(text).is_empty(), "{text}");
+    }
 }

@@ -67,6 +67,72 @@ pub(super) fn en_index(token: &str) -> Option<u16> {
     }
 }
 
+/// Wordlist words by the word with one letter left out, and by the word itself: two words one
+/// edit apart share a key (symmetric deletion), so a misspelt word finds its candidates in a few
+/// look-ups.
+static EN_DELETIONS: LazyLock<HashMap<String, Vec<u16>>> = LazyLock::new(|| {
+    let mut map: HashMap<String, Vec<u16>> = HashMap::new();
+    for (w, i) in Language::English.word_list().iter().zip(0u16..) {
+        map.entry((*w).to_owned()).or_default().push(i);
+        for k in 0..w.len() {
+            let key = format!("{}{}", &w[..k], &w[k + 1..]);
+            let list = map.entry(key).or_default();
+            if !list.contains(&i) {
+                list.push(i);
+            }
+        }
+    }
+    map
+});
+
+/// The English words one edit from `token` (a letter changed, added, left out, or two neighbours
+/// swapped), case-insensitively, for a token of 4 to 9 ASCII letters that is no word itself.
+pub(super) fn en_near(token: &str) -> Vec<u16> {
+    if !(4..=9).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Vec::new();
+    }
+    let t = token.to_ascii_lowercase();
+    if EN_INDEX.contains_key(t.as_str()) {
+        return Vec::new();
+    }
+    let list = Language::English.word_list();
+    let mut keys = vec![t.clone()];
+    keys.extend((0..t.len()).map(|k| format!("{}{}", &t[..k], &t[k + 1..])));
+    let mut out: Vec<u16> = Vec::new();
+    for key in &keys {
+        for &i in EN_DELETIONS.get(key.as_str()).into_iter().flatten() {
+            if !out.contains(&i) && one_edit(t.as_bytes(), list[usize::from(i)].as_bytes()) {
+                out.push(i);
+            }
+        }
+    }
+    // Two neighbours swapped (`wrod` for `word`).
+    let mut b = t.clone().into_bytes();
+    for k in 0..b.len().saturating_sub(1) {
+        b.swap(k, k + 1);
+        if let Some(&i) = std::str::from_utf8(&b).ok().and_then(|w| EN_INDEX.get(w))
+            && !out.contains(&i)
+        {
+            out.push(i);
+        }
+        b.swap(k, k + 1);
+    }
+    out
+}
+
+/// Are `a` and `b` exactly one substitution, insertion or deletion apart?
+fn one_edit(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.len() - short.len() {
+        0 => short.iter().zip(long).filter(|(x, y)| x != y).count() == 1,
+        1 => {
+            let k = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+            short[k..] == long[k + 1..]
+        }
+        _ => false,
+    }
+}
+
 /// The English word whose first four letters `token` is (case-insensitively), when `token` is four
 /// ASCII letters that are not themselves a word.
 pub(super) fn en_prefix_index(token: &str) -> Option<u16> {
