@@ -1,7 +1,8 @@
 //! Secret detection (`kefu_nlu::secrets`) on messages built from real support messages and planted
 //! secrets: BIP39 mnemonics (English, Simplified and Traditional Chinese; valid or with a wrong
 //! word) written with every kind of separator, numbering, case and width, zero-width characters
-//! inside and between words; runs of wordlist words; hex runs (64 digits, near misses, split in
+//! inside and between words, English words glued together, cut to four letters or with a letter
+//! left out of one; runs of wordlist words; hex runs (64 digits, near misses, split in
 //! groups); WIF and extended keys (valid and corrupted); seed, key and tx hints; our own labels.
 //! A third of the inputs are split into a conversation of two or three messages.
 //!
@@ -161,9 +162,49 @@ impl SecretsTarget {
                     }
                     text.push_str(w);
                 }
-                let styled = match rng.below(8) {
+                let styled = match rng.below(11) {
                     0 => text.to_uppercase(),
                     1 => full_width(&text),
+                    // Glued together, in lower case or each word capitalised.
+                    8 => {
+                        let title = rng.chance(50);
+                        words
+                            .iter()
+                            .map(|w| {
+                                let mut c = w.chars();
+                                match c.next() {
+                                    Some(f) if title => f.to_uppercase().chain(c).collect(),
+                                    _ => w.clone(),
+                                }
+                            })
+                            .collect::<String>()
+                    }
+                    // Cut to four letters, as on a backup plate.
+                    9 => words
+                        .iter()
+                        .map(|w| w.chars().take(4).collect::<String>())
+                        .collect::<Vec<_>>()
+                        .join(sep),
+                    // One word misspelt: a letter left out.
+                    10 => {
+                        let list = Language::English.word_list();
+                        let mut typed = words.clone();
+                        let k = rng.below(typed.len());
+                        if let Some(w) = typed.get_mut(k)
+                            && w.len() >= 5
+                        {
+                            let cut = rng.below(w.len());
+                            let shorter: String = w
+                                .char_indices()
+                                .filter(|&(i, _)| i != cut)
+                                .map(|(_, c)| c)
+                                .collect();
+                            if !list.contains(&shorter.as_str()) {
+                                *w = shorter;
+                            }
+                        }
+                        typed.join(sep)
+                    }
                     2 => {
                         // An invisible character inside every word.
                         let zw = rng.pick(INVISIBLES).copied().unwrap_or('\u{200B}');
