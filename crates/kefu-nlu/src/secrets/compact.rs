@@ -1,6 +1,6 @@
 //! English mnemonics written compactly, which the word runs of [`super::mnemonic`] miss:
-//! - **glued** words, `legalwinnerthank…` or `LegalWinnerThank…`: one run of letters that splits
-//!   wholly into 12–24 wordlist words;
+//! - **glued** words, `legalwinnerthank…` or `LegalWinnerThank…`: one run of letters, or groups of
+//!   them set apart by spaces or line breaks, that splits wholly into 12–24 wordlist words;
 //! - **four-letter** words, `lega winn than year …`: BIP39 English words are unique in their first
 //!   four letters, and steel backup plates keep only those; a run of words and four-letter
 //!   prefixes (with the separators and list numbering a run allows), at least one of them a
@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use bip39::Language;
 
-use super::text::{ItemKind, Scan};
+use super::text::{ItemKind, Scan, is_invisible};
 use super::wordlists::{MNEMONIC_LENGTHS, en_index, en_prefix_index, verifies};
 use super::{SecretKind, SecretSpan};
 
@@ -23,7 +23,7 @@ use super::{SecretKind, SecretSpan};
 pub(super) const MIN_GLUED_LETTERS: usize = 36;
 /// Splits tried per glued run: a run of letters can split into words in many ways (`art`+`ist`),
 /// and only lengths of 12–24 words are checked.
-const MAX_SPLITS: usize = 64;
+const MAX_SPLITS: usize = 512;
 /// Words of a run kept out of its checksum window, at most.
 const MAX_LEFTOVER_WORDS: usize = 2;
 
@@ -41,35 +41,100 @@ fn seed(range: Range<usize>, words: usize) -> SecretSpan {
     }
 }
 
+/// Runs of letters set apart only by spaces or line breaks, each a candidate glued phrase: one
+/// token (`legalwinnerthank…`) or groups of glued words (`legalwinnerthankyear
+/// wavesausageworthuseful …`, on two lines or in threes). Only tokens that split into wordlist
+/// words themselves take part, and a candidate holds one of more than eight letters (no single
+/// word); of the stretches of such tokens, the longest that splits into a valid mnemonic is taken.
 fn glued(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
+    let text = scan.text();
+    let mut group: Vec<Range<usize>> = Vec::new();
     for item in &scan.items {
-        if !matches!(item.kind, ItemKind::Word(None)) {
-            continue;
+        match item.kind {
+            ItemKind::Word(idx)
+                if idx.is_some() || {
+                    let letters = &text[item.range.clone()];
+                    letters.len() > 8
+                        && letters.len() <= 24 * 8
+                        && letters.bytes().all(|b| b.is_ascii_alphabetic())
+                        && splits(letters)
+                } =>
+            {
+                group.push(item.range.clone());
+            }
+            ItemKind::Sep {
+                space: true,
+                comma: false,
+                ..
+            } => {}
+            _ => glued_group(text, &std::mem::take(&mut group), spans),
         }
-        let letters = &scan.text()[item.range.clone()];
-        if letters.len() < MIN_GLUED_LETTERS
-            || letters.len() > 24 * 8
-            || !letters.bytes().all(|b| b.is_ascii_alphabetic())
-        {
-            continue;
+    }
+    glued_group(text, &group, spans);
+}
+
+/// Stretches of [`MAX_GLUED_GROUP`] tokens or fewer.
+const MAX_GLUED_GROUP: usize = 8;
+
+fn glued_group(text: &str, group: &[Range<usize>], spans: &mut Vec<SecretSpan>) {
+    if !group.iter().any(|r| r.len() > 8) {
+        return;
+    }
+    let mut best: Option<(Range<usize>, usize)> = None;
+    for i in 0..group.len() {
+        for j in (i + 1..=group.len().min(i + MAX_GLUED_GROUP)).rev() {
+            let stretch = &group[i..j];
+            let letters: usize = stretch.iter().map(Range::len).sum();
+            if !(MIN_GLUED_LETTERS..=24 * 8).contains(&letters)
+                || !stretch.iter().any(|r| r.len() > 8)
+                || best.as_ref().is_some_and(|(b, _)| b.len() >= j - i)
+            {
+                continue;
+            }
+            // Invisible characters inside a word are set aside; any other non-ASCII letter ends
+            // the matter.
+            let joined: String = stretch
+                .iter()
+                .flat_map(|r| text[r.clone()].chars())
+                .filter(|&c| !is_invisible(c))
+                .collect();
+            if !joined.bytes().all(|b| b.is_ascii_alphabetic()) {
+                continue;
+            }
+            if let Some(words) = glued_words(&joined) {
+                best = Some((i..j, words));
+            }
         }
-        if let Some(words) = glued_words(letters) {
-            spans.push(seed(item.range.clone(), words));
-        }
+    }
+    if let Some((w, words)) = best {
+        spans.push(seed(group[w.start].start..group[w.end - 1].end, words));
     }
 }
 
-/// The number of words of a split of `letters` into wordlist words that is a valid mnemonic.
-fn glued_words(letters: &str) -> Option<usize> {
+/// Does `letters` split wholly into wordlist words?
+fn splits(letters: &str) -> bool {
+    ends(letters).first().copied().unwrap_or(false)
+}
+
+/// `ends[i]`: can `letters[i..]` be split into wordlist words? Built from the end.
+fn ends(letters: &str) -> Vec<bool> {
     let n = letters.len();
-    // ends[i]: can letters[i..] be split into words at all? Built from the end.
     let mut ends = vec![false; n + 1];
+    if !letters.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return ends;
+    }
     ends[n] = true;
     for i in (0..n).rev() {
         ends[i] = (3..=8)
             .filter(|len| i + len <= n && ends[i + len])
             .any(|len| en_index(&letters[i..i + len]).is_some());
     }
+    ends
+}
+
+/// The number of words of a split of `letters` into wordlist words that is a valid mnemonic.
+fn glued_words(letters: &str) -> Option<usize> {
+    let ends = ends(letters);
     if !ends[0] {
         return None;
     }
@@ -78,7 +143,7 @@ fn glued_words(letters: &str) -> Option<usize> {
     split(letters, 0, &ends, &mut path, &mut tried)
 }
 
-/// Depth-first over the splits of `letters[at..]`, shortest words first, up to [`MAX_SPLITS`].
+/// Depth-first over the splits of `letters[at..]`, longest words first, up to [`MAX_SPLITS`].
 fn split(
     letters: &str,
     at: usize,
@@ -94,7 +159,7 @@ fn split(
     if path.len() == 24 || *tried >= MAX_SPLITS {
         return None;
     }
-    for len in 3..=8 {
+    for len in (3..=8).rev() {
         let end = at + len;
         if end > letters.len() || !ends[end] {
             continue;
@@ -198,12 +263,22 @@ mod tests {
             words().concat(),
             words().iter().map(|w| title(w)).collect::<String>(),
             format!("my wallet: {} pls help", words().concat().to_uppercase()),
+            format!("{}\n{}", words()[..6].concat(), words()[6..].concat()),
+            format!(
+                "{} {} {}",
+                words()[..4].concat(),
+                words()[4..8].concat(),
+                words()[8..].concat()
+            ),
         ] {
             let spans = find_secrets(&text);
             assert_eq!(spans.len(), 1, "{text}: {spans:?}");
             assert_eq!(spans[0].words, 12, "{text}");
             assert!(spans[0].checksum_ok);
-            let glued = &text[spans[0].range.clone()];
+            let glued: String = text[spans[0].range.clone()]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
             assert_eq!(glued.len(), words().concat().len(), "{text}: {glued}");
         }
     }

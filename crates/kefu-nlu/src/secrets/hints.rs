@@ -102,8 +102,20 @@ impl<'s, 'a> Context<'s, 'a> {
     }
 
     /// Found mnemonics become opaque for the key decisions that follow.
+    /// Ranges that overlap (two detectors reporting the same phrase) are merged, so each byte is
+    /// hidden once.
     pub fn add_opaque(&mut self, ranges: impl IntoIterator<Item = Range<usize>>) {
         self.opaque.extend(ranges);
+        self.opaque
+            .sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(self.opaque.len());
+        for r in self.opaque.drain(..) {
+            match merged.last_mut() {
+                Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        self.opaque = merged;
         self.key_hints = None;
         self.tx_hints = None;
     }
@@ -206,6 +218,9 @@ mod tests {
         let scan = Scan::new(text);
         let mut ctx = Context::new(&scan);
         ctx.add_opaque(std::iter::once(3..13));
+        assert_eq!(ctx.distance(&(2..14)), 3);
+        // The same stretch reported twice, or partly again, still counts as one byte.
+        ctx.add_opaque([3..13, 5..9, 3..13]);
         assert_eq!(ctx.distance(&(2..14)), 3);
         // A hint inside an opaque stretch does not count.
         ctx.add_opaque(std::iter::once(14..17));

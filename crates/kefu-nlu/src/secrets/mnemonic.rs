@@ -518,6 +518,71 @@ pub(super) fn scan_chinese_contiguous(
     if segment.len() >= MIN_SEED_WORDS {
         check_contiguous(scan, &segment, ctx, spans);
     }
+    scan_chinese_grouped(scan, ctx, spans);
+}
+
+/// Characters in groups set apart only by spaces or line breaks, as a backup card has them
+/// (`的一是在 不了有和 人这中大`, two lines of six): the groups, each of at most 12 characters,
+/// are read again as one run by [`check_contiguous`] (each group on its own was read above).
+fn scan_chinese_grouped(scan: &Scan<'_>, ctx: &mut Context<'_, '_>, spans: &mut Vec<SecretSpan>) {
+    // The groups read so far, how many, and the group being read.
+    let mut run: Vec<&Item> = Vec::new();
+    let mut groups = 0usize;
+    let mut group: Vec<&Item> = Vec::new();
+    for item in &scan.items {
+        match item.kind {
+            ItemKind::Cjk(..) => group.push(item),
+            ItemKind::Sep {
+                invisible: true, ..
+            } if !group.is_empty() => {}
+            ItemKind::Sep { space: true, .. } => {
+                end_group(scan, (&mut run, &mut groups, &mut group), ctx, spans);
+            }
+            _ => {
+                end_group(scan, (&mut run, &mut groups, &mut group), ctx, spans);
+                end_run(scan, &mut run, groups, ctx, spans);
+                groups = 0;
+            }
+        }
+    }
+    end_group(scan, (&mut run, &mut groups, &mut group), ctx, spans);
+    end_run(scan, &mut run, groups, ctx, spans);
+}
+
+/// Ends the group being read ([`scan_chinese_grouped`]): one more group of the run, or, too long
+/// for a card, the end of the run before it.
+fn end_group<'a>(
+    scan: &Scan<'_>,
+    (run, groups, group): (&mut Vec<&'a Item>, &mut usize, &mut Vec<&'a Item>),
+    ctx: &mut Context<'_, '_>,
+    spans: &mut Vec<SecretSpan>,
+) {
+    const MAX_GROUP: usize = 12;
+    if group.is_empty() {
+        return;
+    }
+    if group.len() > MAX_GROUP {
+        end_run(scan, run, *groups, ctx, spans);
+        *groups = 0;
+    } else {
+        run.append(group);
+        *groups += 1;
+    }
+    group.clear();
+}
+
+/// Checks a run of two or more groups ([`scan_chinese_grouped`]) and empties it.
+fn end_run(
+    scan: &Scan<'_>,
+    run: &mut Vec<&Item>,
+    groups: usize,
+    ctx: &mut Context<'_, '_>,
+    spans: &mut Vec<SecretSpan>,
+) {
+    if groups >= 2 && run.len() >= MIN_SEED_WORDS {
+        check_contiguous(scan, run, ctx, spans);
+    }
+    run.clear();
 }
 
 /// Every window of a valid length whose characters look random and whose checksum verifies is a

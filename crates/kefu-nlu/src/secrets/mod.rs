@@ -63,8 +63,8 @@
 //!   2 asks (`checksum_ok = false`).
 //! - **English BIP39 mnemonics written compactly** (`compact`), reported only when a checksum
 //!   verifies, since nothing else marks them: the words **glued** into one run of letters
-//!   (`legalwinnerthank…`, `LegalWinnerThank…`, 36 letters or more), which must split wholly into
-//!   12–24 wordlist words; and words **cut to their first four letters** (`lega winn than year …`,
+//!   (`legalwinnerthank…`, `LegalWinnerThank…`, 36 letters or more, or groups of glued words on
+//!   two lines or in threes), which must split wholly into 12–24 wordlist words; and words **cut to their first four letters** (`lega winn than year …`,
 //!   as steel backup plates keep them; BIP39 made the first four letters unique), in a run that
 //!   may mix whole words and prefixes, with a verifying window leaving at most two words over.
 //! - **Chinese BIP39 mnemonics** (Simplified and Traditional lists, one character per word). The
@@ -75,7 +75,8 @@
 //!     Simplified or Traditional list, under the same window rule as English). The first may be
 //!     glued to the text before it and the last to the text after it (`助记词的 一 … 是谢谢`);
 //!   - (b) contiguous ideographs (`的一是在不了有和人这中大`, or inside a sentence:
-//!     `你好，我的是<mnemonic>请帮我看看`): every window of 12/15/18/21/24 characters whose
+//!     `你好，我的是<mnemonic>请帮我看看`; groups set apart only by spaces or line breaks, as a
+//!     backup card has them, `的一是在 不了有和 人这中大`, read as one run): every window of 12/15/18/21/24 characters whose
 //!     checksum verifies and that **reads as random characters** is reported, only that window.
 //!     The lists are sorted by frequency and a mnemonic draws from them uniformly, so it has few of
 //!     the 256 commonest characters and almost no adjacent pair that is a word (a table of 85,212
@@ -138,8 +139,8 @@
 //!
 //! Word lists are indexed once in [`LazyLock`](std::sync::LazyLock) hash maps; the word-pair table
 //! (512 KiB as a bit matrix) is decoded the first time a Chinese window needs it. A message with
-//! fewer than 10 runs of letters or digits, fewer than 10 ideographs and no run of 36 letters and
-//! digits is rejected after one allocation-free pass; otherwise the scan is linear in the length
+//! fewer than 10 runs of letters or digits, fewer than 10 ideographs, no run of 50 letters and
+//! digits and fewer than 36 letters in runs of nine or more is rejected after one allocation-free pass; otherwise the scan is linear in the length
 //! (README, "Secret redaction and fuzzing", has the measured figures).
 
 mod compact;

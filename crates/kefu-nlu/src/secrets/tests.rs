@@ -334,6 +334,40 @@ fn a_contiguous_chinese_mnemonic_alone_in_a_message_is_found() {
     assert_eq!(covered(&text, &one(&text)), m);
 }
 
+#[test]
+fn a_chinese_mnemonic_written_in_groups_is_found() {
+    for (lang, entropy) in [
+        (Language::SimplifiedChinese, [0x5a; 16]),
+        (Language::TraditionalChinese, [0xa3; 16]),
+    ] {
+        let chars: Vec<String> = mnemonic(lang, &entropy)
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let group = |n: usize, sep: &str| {
+            chars
+                .chunks(n)
+                .map(|c| c.concat())
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        for text in [
+            group(4, " "),
+            group(6, "\n"),
+            group(3, "  "),
+            format!("我的助记词：{} 对吗", group(4, " ")),
+        ] {
+            let s = one(&text);
+            assert!(s.checksum_ok, "{text}");
+            let found: String = covered(&text, &s)
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            assert_eq!(found, chars.concat(), "{text}");
+        }
+    }
+}
+
 // ----- Keys -----
 
 #[test]

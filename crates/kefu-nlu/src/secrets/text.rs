@@ -408,8 +408,8 @@ fn label_ranges(text: &str) -> Vec<Range<usize>> {
 }
 
 /// Allocation-free pre-check: can this text hold a secret at all? Counts runs of letters and runs
-/// of digits as tokens (so `legal1winner2…` counts its words), ideographs, and the longest run of
-/// letters and digits (keys); invisible characters and marks are skipped like the scan skips them.
+/// of digits as tokens (so `legal1winner2…` counts its words), ideographs, the longest run of
+/// letters and digits (keys), and the letters in runs longer than any word (glued words); invisible characters and marks are skipped like the scan skips them.
 pub(super) fn worth_scanning(text: &str, min_tokens: usize, min_cjk: usize) -> bool {
     #[derive(PartialEq, Clone, Copy)]
     enum Class {
@@ -418,6 +418,8 @@ pub(super) fn worth_scanning(text: &str, min_tokens: usize, min_cjk: usize) -> b
         Other,
     }
     let (mut tokens, mut cjk, mut alnum_run) = (0usize, 0usize, 0usize);
+    // Letters in runs of more than eight (no single word), which glued words make.
+    let (mut letter_run, mut glued) = (0usize, 0usize);
     let mut last = Class::Other;
     for c in text.chars() {
         if is_invisible(c) || is_combining_mark(c) {
@@ -433,6 +435,16 @@ pub(super) fn worth_scanning(text: &str, min_tokens: usize, min_cjk: usize) -> b
         } else {
             Class::Other
         };
+        if class == Class::Letter {
+            letter_run += 1;
+            if letter_run == 9 {
+                glued += 9;
+            } else if letter_run > 9 {
+                glued += 1;
+            }
+        } else {
+            letter_run = 0;
+        }
         if class == Class::Other {
             alnum_run = 0;
         } else {
@@ -442,7 +454,8 @@ pub(super) fn worth_scanning(text: &str, min_tokens: usize, min_cjk: usize) -> b
         last = class;
         if tokens >= min_tokens
             || cjk >= min_cjk
-            || alnum_run >= MIN_KEY_TOKEN.min(super::compact::MIN_GLUED_LETTERS)
+            || alnum_run >= MIN_KEY_TOKEN
+            || glued >= super::compact::MIN_GLUED_LETTERS
         {
             return true;
         }
