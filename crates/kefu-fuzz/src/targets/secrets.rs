@@ -2,7 +2,7 @@
 //! secrets: BIP39 mnemonics (English, Simplified and Traditional Chinese; valid or with a wrong
 //! word) written with every kind of separator, numbering, case and width, zero-width characters
 //! inside and between words, English words glued together, cut to four letters or with a letter
-//! left out of one; runs of wordlist words; hex runs (64 digits, near misses, split in
+//! left out of one, Chinese characters in groups; runs of wordlist words; hex runs (64 digits, near misses, split in
 //! groups); WIF and extended keys (valid and corrupted); seed, key and tx hints; our own labels.
 //! A third of the inputs are split into a conversation of two or three messages.
 //!
@@ -228,6 +228,17 @@ impl SecretsTarget {
                     Language::TraditionalChinese
                 };
                 let words = mnemonic(rng, lang);
+                if rng.chance(15) {
+                    // In groups, as on a backup card: threes, fours or two lines of six.
+                    let size = [3, 4, 6][rng.below(3)];
+                    let gap = if size == 6 || rng.chance(30) {
+                        "\n"
+                    } else {
+                        " "
+                    };
+                    let groups: Vec<String> = words.chunks(size).map(<[String]>::concat).collect();
+                    return (groups.join(gap), Some(false));
+                }
                 let sep = if rng.chance(50) {
                     ""
                 } else {

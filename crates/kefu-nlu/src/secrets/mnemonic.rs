@@ -550,7 +550,9 @@ fn scan_chinese_grouped(scan: &Scan<'_>, ctx: &mut Context<'_, '_>, spans: &mut 
 }
 
 /// Ends the group being read ([`scan_chinese_grouped`]): one more group of the run, or, too long
-/// for a card, the end of the run before it.
+/// for a card, the end of the run before it (with the group's first 12 characters: a card's last
+/// group glued to the text after it) and the start of the next (with its last 12: a first group
+/// glued to the text before it).
 fn end_group<'a>(
     scan: &Scan<'_>,
     (run, groups, group): (&mut Vec<&'a Item>, &mut usize, &mut Vec<&'a Item>),
@@ -562,8 +564,13 @@ fn end_group<'a>(
         return;
     }
     if group.len() > MAX_GROUP {
-        end_run(scan, run, *groups, ctx, spans);
-        *groups = 0;
+        if *groups > 0 {
+            run.extend_from_slice(&group[..MAX_GROUP]);
+            end_run(scan, run, *groups + 1, ctx, spans);
+        }
+        run.clear();
+        run.extend_from_slice(&group[group.len() - MAX_GROUP..]);
+        *groups = 1;
     } else {
         run.append(group);
         *groups += 1;

@@ -356,6 +356,7 @@ fn a_chinese_mnemonic_written_in_groups_is_found() {
             group(6, "\n"),
             group(3, "  "),
             format!("我的助记词：{} 对吗", group(4, " ")),
+            format!("卡片背面写着{}", group(4, " ")),
         ] {
             let s = one(&text);
             assert!(s.checksum_ok, "{text}");
