@@ -43,8 +43,9 @@ pub enum Handled {
     /// Another handler took the message over (this one held it past its lease): it does the
     /// work, this one did nothing.
     TakenOver,
-    /// Stored, but its handling failed for now (the database is unreachable or busy): it is
-    /// taken over and handled once its lease expires. The platform update can be acknowledged.
+    /// Stored, but its handling failed for now (the database is unreachable or busy), or it waits
+    /// for an earlier message of its conversation still unfinished: it is taken over and handled
+    /// in its turn. The platform update can be acknowledged.
     Deferred,
     /// Stored, but its handling can never succeed: set aside with the reason (the platform
     /// update can be acknowledged; nothing else waits for it).
@@ -102,6 +103,28 @@ impl Service {
             InboundOutcome::New(id) => id,
         };
         self.metrics.inbound(&stored.conversation.platform);
+        // A user's messages are handled in the order they came: after a crash the message before
+        // this one can still be leased to the dead handler, and this one then waits its turn,
+        // taken over by recovery right after it. One carrying a secret is handled at once: its
+        // warning cannot wait. Should the check fail, the message is handled now.
+        if spans.is_empty() {
+            match self.store.earlier_unhandled(id).await {
+                Ok(true) => {
+                    if let Err(e) = self.store.release_inbound(id, self.instance(), now).await {
+                        tracing::warn!(inbound = id, error = %error_chain(&e), "cannot release a message that waits its turn; it is taken over when its lease expires");
+                    }
+                    tracing::info!(
+                        inbound = id,
+                        "an earlier message of the conversation is unfinished: this one waits its turn"
+                    );
+                    return Ok(Handled::Deferred);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(inbound = id, error = %error_chain(&e), "cannot look for earlier unfinished messages; handling this one now");
+                }
+            }
+        }
         let message = Message {
             id,
             conversation: &stored.conversation,

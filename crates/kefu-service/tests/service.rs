@@ -132,6 +132,61 @@ async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
 }
 
 #[tokio::test]
+async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
+    for db in Db::each().await {
+        let now = Utc::now();
+        {
+            // A process stored the user's first question, claimed for two seconds, then died.
+            let store = db.store().await;
+            store
+                .record_inbound(
+                    &message("m1", "充值没到账"),
+                    &kefu_core::model::Redacted::of("充值没到账"),
+                    "dead",
+                    now + TimeDelta::seconds(2),
+                    now,
+                )
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        let s = db.service("b").await;
+        // The second question reaches the new process first: it waits, unanswered.
+        let second = s
+            .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(second, Handled::Deferred);
+        assert!(
+            pending(&s, &alice()).await.is_empty(),
+            "nothing answered yet"
+        );
+        assert_eq!(
+            s.recover(Utc::now()).await.unwrap(),
+            0,
+            "the second waits while the first is still claimed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        assert_eq!(s.recover(Utc::now()).await.unwrap(), 2, "both, in one pass");
+        assert_eq!(
+            user_lines(&s, &alice()).await,
+            ["充值没到账", "怎么修改密码"],
+            "in the order they came"
+        );
+        let answers = texts(&s, &alice()).await;
+        let deposit = answers
+            .iter()
+            .position(|t| t.contains("充币需要区块链确认"));
+        let password = answers.iter().position(|t| t.contains("重置密码步骤"));
+        assert!(
+            deposit.is_some() && password.is_some() && deposit < password,
+            "the first question answered first: {answers:#?}"
+        );
+        assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "handled once");
+    }
+}
+
+#[tokio::test]
 async fn undelivered_replies_survive_a_restart_and_are_delivered_once() {
     let db = Db::sqlite();
     let before = {

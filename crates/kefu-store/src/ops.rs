@@ -420,7 +420,8 @@ macro_rules! inbound_columns {
 }
 
 /// Takes over unprocessed messages whose lease expired (their handler died or gave up), oldest
-/// first, leasing them to `owner`. Messages whose handling began `max_attempts` times already are
+/// first, leasing them to `owner`. A message waits while an earlier one of its conversation is
+/// still leased to a handler: a user's messages are handled in the order they came. Messages whose handling began `max_attempts` times already are
 /// set aside as failed instead: one message that always fails must not be retried forever.
 pub(crate) async fn claim_stale_inbound(
     conn: Conn<'_>,
@@ -448,12 +449,18 @@ pub(crate) async fn claim_stale_inbound(
              attempts = attempts + 1 WHERE id IN (SELECT id FROM inbound_messages \
              WHERE processed_at IS NULL AND failed_at IS NULL \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+             AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
+             WHERE o.conversation_id = inbound_messages.conversation_id AND o.id < inbound_messages.id \
+             AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
              ORDER BY received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id"
         } else {
             "UPDATE inbound_messages SET lease_owner = $1, lease_expires_at = $2, \
              attempts = attempts + 1 WHERE id IN (SELECT id FROM inbound_messages \
              WHERE processed_at IS NULL AND failed_at IS NULL \
              AND (lease_expires_at IS NULL OR lease_expires_at <= $3) \
+             AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
+             WHERE o.conversation_id = inbound_messages.conversation_id AND o.id < inbound_messages.id \
+             AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
              ORDER BY received_at, id LIMIT $4) RETURNING id"
         };
         let ids: Vec<i64> = sqlx::query_scalar(sql)
@@ -506,6 +513,45 @@ pub(crate) async fn finish_inbound(
         .execute(c)
         .await
         .map_err(db("mark an inbound message handled"))?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Whether an earlier message of the same conversation is neither handled nor set aside.
+pub(crate) async fn earlier_unhandled(conn: Conn<'_>, inbound_id: i64) -> Result<bool> {
+    let n: i64 = dispatch!(conn, |c, pg| {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inbound_messages o JOIN inbound_messages m \
+             ON o.conversation_id = m.conversation_id \
+             WHERE m.id = $1 AND o.id < m.id AND o.processed_at IS NULL AND o.failed_at IS NULL",
+        )
+        .bind(inbound_id)
+        .fetch_one(c)
+        .await
+        .map_err(db("look for earlier unhandled messages"))?
+    });
+    Ok(n > 0)
+}
+
+/// Ends `owner`'s lease on an unhandled message at `at`, so recovery takes it over in its turn.
+pub(crate) async fn release_inbound(
+    conn: Conn<'_>,
+    inbound_id: i64,
+    owner: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let done = dispatch!(conn, |c, pg| {
+        sqlx::query(
+            "UPDATE inbound_messages SET lease_expires_at = $3 \
+             WHERE id = $1 AND lease_owner = $2 AND processed_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(inbound_id)
+        .bind(owner)
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db("release an inbound message"))?
         .rows_affected()
     });
     Ok(done == 1)

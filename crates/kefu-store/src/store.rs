@@ -303,7 +303,8 @@ impl Store {
     }
 
     /// Takes over stored messages nobody finished handling whose lease expired (the handler
-    /// died, or failed and let go), oldest first, leasing them to `owner` until `lease_until`.
+    /// died, or failed and let go), oldest first, leasing them to `owner` until `lease_until`; a
+    /// message whose conversation has an earlier one still leased waits for it.
     /// A message whose handling began `max_attempts` times is set aside as failed instead. A
     /// message another process is still handling is never returned.
     pub async fn claim_stale_inbound(
@@ -320,6 +321,24 @@ impl Store {
                 .await?;
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// Whether an earlier message of the same conversation is neither handled nor set aside (its
+    /// handler may be at work, or dead with its lease not yet expired).
+    pub async fn earlier_unhandled(&self, inbound_id: i64) -> Result<bool> {
+        ops::earlier_unhandled(self.acquire().await?.conn(), inbound_id).await
+    }
+
+    /// Ends `owner`'s lease on an unhandled message at `at`, so that
+    /// [`Store::claim_stale_inbound`] takes it over in its turn; `false` when `owner` does not
+    /// hold it.
+    pub async fn release_inbound(
+        &self,
+        inbound_id: i64,
+        owner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        ops::release_inbound(self.acquire().await?.conn(), inbound_id, owner, at).await
     }
 
     /// Sets an inbound message aside for good (its handling can never succeed): recovery skips it.

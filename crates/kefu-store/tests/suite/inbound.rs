@@ -184,7 +184,13 @@ pub async fn concurrent_recoveries_share_out_expired_messages_without_duplicates
             assert_eq!(order, sorted, "oldest first");
             taken.extend(ids_of(&got));
         }
-        // What a claimer skipped (another one was taking it, on PostgreSQL) a later sweep takes.
+        // The claimers finish what they took (set aside here: either way it no longer holds back
+        // the later messages of its conversation), and what they skipped (another one was taking
+        // it, on PostgreSQL, or an earlier message of its conversation was taken) a later sweep
+        // takes.
+        for &id in &taken {
+            assert!(store.fail_inbound(id, "finished", now).await.unwrap());
+        }
         taken.extend(ids_of(&take_over_all(&store, "sweeper", now).await));
         let distinct: HashSet<i64> = taken.iter().copied().collect();
         assert_eq!(
@@ -193,7 +199,61 @@ pub async fn concurrent_recoveries_share_out_expired_messages_without_duplicates
             "round {round}: a message was taken over twice: {taken:?}"
         );
         assert_eq!(distinct, recorded, "round {round}");
+        // The sweep's messages are finished too, before the next round's arrive.
+        for id in distinct {
+            store.fail_inbound(id, "finished", now).await.unwrap();
+        }
     }
+}
+
+pub async fn a_message_waits_while_an_earlier_one_of_its_conversation_is_leased(db: TestDb) {
+    let store = db.connect().await;
+    let mut ids = Vec::new();
+    for (i, (user, lease)) in [("ann", 50), ("ann", 0), ("bob", 0)]
+        .into_iter()
+        .enumerate()
+    {
+        let message = inbound(user, &format!("m{i}"), "hello", t(i as i64));
+        let InboundOutcome::New(id) = store
+            .record_inbound(
+                &message,
+                &Redacted::of("hello"),
+                "crashed",
+                t(lease),
+                t(i as i64),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("new message expected");
+        };
+        ids.push(id);
+    }
+    assert!(store.earlier_unhandled(ids[1]).await.unwrap());
+    assert!(!store.earlier_unhandled(ids[0]).await.unwrap());
+    assert!(!store.earlier_unhandled(ids[2]).await.unwrap());
+    // Ann's second message waits for her first, still leased; Bob's is free.
+    assert_eq!(
+        ids_of(&take_over_all(&store, "b", t(10)).await),
+        vec![ids[2]]
+    );
+    // Once the first lease expires, both of Ann's, in order.
+    assert_eq!(
+        ids_of(&take_over_all(&store, "b", t(60)).await),
+        vec![ids[0], ids[1]]
+    );
+    // Releasing a lease makes a message claimable at once; only its holder can release it.
+    assert!(
+        !store
+            .release_inbound(ids[0], "someone else", t(61))
+            .await
+            .unwrap()
+    );
+    assert!(store.release_inbound(ids[0], "b", t(61)).await.unwrap());
+    assert_eq!(
+        ids_of(&take_over_all(&store, "c", t(61)).await),
+        vec![ids[0]]
+    );
 }
 
 pub async fn recovery_takes_the_oldest_messages_first_up_to_its_limit(db: TestDb) {
