@@ -21,9 +21,10 @@ use super::{SecretKind, SecretSpan};
 
 /// The fewest letters 12 glued wordlist words can have (each has 3 to 8).
 pub(super) const MIN_GLUED_LETTERS: usize = 36;
-/// Splits tried per glued run: a run of letters can split into words in many ways (`art`+`ist`),
-/// and only lengths of 12–24 words are checked.
-const MAX_SPLITS: usize = 512;
+/// Steps of the search for splits, for all the glued runs of one message together: a run of
+/// letters can split into words in many ways, and a message built to make the search long must
+/// not hold up the ones after it. A real phrase is found in a few dozen.
+const MAX_SPLIT_STEPS: usize = 50_000;
 /// Words of a run kept out of its checksum window, at most.
 const MAX_LEFTOVER_WORDS: usize = 2;
 
@@ -48,6 +49,7 @@ fn seed(range: Range<usize>, words: usize) -> SecretSpan {
 /// word); of the stretches of such tokens, the longest that splits into a valid mnemonic is taken.
 fn glued(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
     let text = scan.text();
+    let mut steps = MAX_SPLIT_STEPS;
     let mut group: Vec<Range<usize>> = Vec::new();
     for item in &scan.items {
         match item.kind {
@@ -67,16 +69,16 @@ fn glued(scan: &Scan<'_>, spans: &mut Vec<SecretSpan>) {
                 comma: false,
                 ..
             } => {}
-            _ => glued_group(text, &std::mem::take(&mut group), spans),
+            _ => glued_group(text, &std::mem::take(&mut group), &mut steps, spans),
         }
     }
-    glued_group(text, &group, spans);
+    glued_group(text, &group, &mut steps, spans);
 }
 
 /// Stretches of [`MAX_GLUED_GROUP`] tokens or fewer.
 const MAX_GLUED_GROUP: usize = 8;
 
-fn glued_group(text: &str, group: &[Range<usize>], spans: &mut Vec<SecretSpan>) {
+fn glued_group(text: &str, group: &[Range<usize>], steps: &mut usize, spans: &mut Vec<SecretSpan>) {
     if !group.iter().any(|r| r.len() > 8) {
         return;
     }
@@ -101,7 +103,7 @@ fn glued_group(text: &str, group: &[Range<usize>], spans: &mut Vec<SecretSpan>) 
             if !joined.bytes().all(|b| b.is_ascii_alphabetic()) {
                 continue;
             }
-            if let Some(words) = glued_words(&joined) {
+            if let Some(words) = glued_words(&joined, steps) {
                 best = Some((i..j, words));
             }
         }
@@ -132,31 +134,36 @@ fn ends(letters: &str) -> Vec<bool> {
     ends
 }
 
-/// The number of words of a split of `letters` into wordlist words that is a valid mnemonic.
-fn glued_words(letters: &str) -> Option<usize> {
+/// The number of words of a split of `letters` into wordlist words that is a valid mnemonic,
+/// searched within `steps`.
+fn glued_words(letters: &str, steps: &mut usize) -> Option<usize> {
     let ends = ends(letters);
     if !ends[0] {
         return None;
     }
     let mut path = Vec::with_capacity(24);
-    let mut tried = 0;
-    split(letters, 0, &ends, &mut path, &mut tried)
+    split(letters, 0, &ends, &mut path, steps)
 }
 
-/// Depth-first over the splits of `letters[at..]`, longest words first, up to [`MAX_SPLITS`].
+/// Depth-first over the splits of `letters[at..]`, longest words first, each call one of `steps`.
 fn split(
     letters: &str,
     at: usize,
     ends: &[bool],
     path: &mut Vec<u16>,
-    tried: &mut usize,
+    steps: &mut usize,
 ) -> Option<usize> {
-    if at == letters.len() {
-        *tried += 1;
+    if *steps == 0 {
+        return None;
+    }
+    *steps -= 1;
+    let left = letters.len() - at;
+    if left == 0 {
         return (MNEMONIC_LENGTHS.contains(&path.len()) && verifies(Language::English, path))
             .then_some(path.len());
     }
-    if path.len() == 24 || *tried >= MAX_SPLITS {
+    // What is left must fit in the words a mnemonic has left, of 3 to 8 letters each.
+    if left > (24 - path.len()) * 8 {
         return None;
     }
     for len in (3..=8).rev() {
@@ -166,7 +173,7 @@ fn split(
         }
         if let Some(idx) = en_index(&letters[at..end]) {
             path.push(idx);
-            let found = split(letters, end, ends, path, tried);
+            let found = split(letters, end, ends, path, steps);
             path.pop();
             if found.is_some() {
                 return found;
@@ -316,6 +323,16 @@ mod tests {
         let spans = find_secrets(&after);
         assert_eq!(spans.len(), 1, "{after}: {spans:?}");
         assert!(after[spans[0].range.clone()].starts_with("lega"), "{after}");
+    }
+
+    #[test]
+    fn a_message_built_to_make_the_split_search_long_is_bounded() {
+        // Letters that split into short words in very many ways, in many glued runs.
+        let token = "artistartistartistartistartistartistartist";
+        let text = vec![token; 180].join(" ");
+        // 8 KB of glued runs (the most a message keeps): no phrase, and the search ends within its
+        // steps however many ways the letters split (about 5 ms in a release build).
+        assert!(find_secrets(&text).is_empty());
     }
 
     #[test]
