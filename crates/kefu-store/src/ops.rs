@@ -421,8 +421,9 @@ macro_rules! inbound_columns {
 
 /// Takes over unprocessed messages whose lease expired (their handler died or gave up), oldest
 /// first, leasing them to `owner`. A message waits while an earlier one of its conversation is
-/// still leased to a handler: a user's messages are handled in the order they came. Messages whose handling began `max_attempts` times already are
-/// set aside as failed instead: one message that always fails must not be retried forever.
+/// still leased to a handler: a user's messages are handled in the order they came. Messages
+/// whose handling began `max_attempts` times already are set aside as failed instead: one message
+/// that always fails must not be retried forever.
 pub(crate) async fn claim_stale_inbound(
     conn: Conn<'_>,
     owner: &str,
