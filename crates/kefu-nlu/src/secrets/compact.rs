@@ -336,6 +336,19 @@ mod tests {
     }
 
     #[test]
+    fn the_split_search_stops_when_its_steps_run_out() {
+        let glued = words().concat();
+        // Enough steps: the phrase is found, and the steps are spent.
+        let mut steps = super::MAX_SPLIT_STEPS;
+        assert_eq!(super::glued_words(&glued, &mut steps), Some(12));
+        assert!(steps < super::MAX_SPLIT_STEPS);
+        // Too few: the search gives up, having spent exactly what it had.
+        let mut steps = 5;
+        assert_eq!(super::glued_words(&glued, &mut steps), None);
+        assert_eq!(steps, 0);
+    }
+
+    #[test]
     fn a_bad_checksum_or_prose_is_not_reported() {
         // The last word changed: the checksum fails.
         let four: Vec<String> = words()
