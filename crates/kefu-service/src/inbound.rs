@@ -110,13 +110,20 @@ impl Service {
         if spans.is_empty() {
             match self.store.earlier_unhandled(id).await {
                 Ok(true) => {
-                    if let Err(e) = self.store.release_inbound(id, self.instance(), now).await {
-                        tracing::warn!(inbound = id, error = %error_chain(&e), "cannot release a message that waits its turn; it is taken over when its lease expires");
+                    match self.store.release_inbound(id, self.instance()).await {
+                        Ok(_) => {
+                            tracing::info!(
+                                inbound = id,
+                                "an earlier message of the conversation is unfinished: this one waits its turn"
+                            );
+                            // The earlier one may have been finished since the look, its handler
+                            // finding nothing released yet: look once more.
+                            self.handle_waiting(&engine, id, now).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(inbound = id, error = %error_chain(&e), "cannot release a message that waits its turn; it is taken over when its lease expires");
+                        }
                     }
-                    tracing::info!(
-                        inbound = id,
-                        "an earlier message of the conversation is unfinished: this one waits its turn"
-                    );
                     return Ok(Handled::Deferred);
                 }
                 Ok(false) => {}
@@ -138,7 +145,44 @@ impl Service {
             cut,
             received: Some(received),
         };
-        Ok(self.settle(&engine, message, now).await)
+        let (handled, later) = self.settle(&engine, message, now).await;
+        if later {
+            self.handle_waiting(&engine, id, now).await;
+        }
+        Ok(handled)
+    }
+
+    /// Handles the messages of `after`'s conversation that wait for their turn behind it —
+    /// deferred while it was unfinished, by this process or another — so they do not wait for
+    /// recovery. Stops when none is left, an earlier one is still leased, or the store fails
+    /// (recovery then takes them over).
+    async fn handle_waiting(&self, engine: &Engine, mut after: i64, now: DateTime<Utc>) {
+        for _ in 0..RECOVER_BATCH {
+            let next = self
+                .store
+                .claim_next_waiting(
+                    after,
+                    self.instance(),
+                    now + lease(self.config.inbound_lease),
+                    MAX_ATTEMPTS,
+                    now,
+                )
+                .await;
+            let m = match next {
+                Ok(Some(m)) => m,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(after, error = %error_chain(&e), "cannot take a message that waits its turn; recovery takes it over");
+                    return;
+                }
+            };
+            tracing::info!(inbound = m.id, "handling a message that waited its turn");
+            let (handled, later) = self.settle(engine, stored_message(&m), now).await;
+            if handled == Handled::Deferred || !later {
+                return;
+            }
+            after = m.id;
+        }
     }
 
     /// Takes over and handles messages stored but not handled whose lease expired — their
@@ -160,11 +204,15 @@ impl Service {
         let mut handled = 0;
         for m in &stale {
             let message = stored_message(m);
-            match self.settle(&engine, message, now).await {
+            let (outcome, later) = self.settle(&engine, message, now).await;
+            match outcome {
                 Handled::Processed { .. } => handled += 1,
                 // The database went away: the rest keep their leases and are taken over later.
                 Handled::Deferred => break,
                 _ => {}
+            }
+            if later {
+                self.handle_waiting(&engine, m.id, now).await;
             }
         }
         if !stale.is_empty() {
@@ -204,8 +252,14 @@ impl Service {
         Ok(())
     }
 
-    /// Runs the turn and turns its failure into what the caller needs to know.
-    async fn settle(&self, engine: &Engine, message: Message<'_>, now: DateTime<Utc>) -> Handled {
+    /// Runs the turn and turns its failure into what the caller needs to know, with whether a
+    /// later message of the conversation may wait for this one ([`Service::handle_waiting`]).
+    async fn settle(
+        &self,
+        engine: &Engine,
+        message: Message<'_>,
+        now: DateTime<Utc>,
+    ) -> (Handled, bool) {
         let id = message.id;
         let span = tracing::info_span!(
             "turn",
@@ -215,18 +269,22 @@ impl Service {
             ticket = tracing::field::Empty,
         );
         match self.process(engine, &message, now).instrument(span).await {
-            Ok(handled) => handled,
+            Ok(done) => done,
             Err(e) if e.is_transient() => {
                 tracing::warn!(inbound = id, error = %error_chain(&e), "a message's handling failed for now; it is retried when its lease expires");
-                Handled::Deferred
+                (Handled::Deferred, false)
             }
             Err(e) => {
                 let reason = error_chain(&e);
                 tracing::error!(inbound = id, error = %reason, "a message's handling can never succeed; set aside");
-                if let Err(e) = self.store.fail_inbound(id, &reason, now).await {
-                    tracing::warn!(inbound = id, error = %error_chain(&e), "could not set a message aside");
+                match self.store.fail_inbound(id, &reason, now).await {
+                    // Whatever waited for it may go now.
+                    Ok(_) => (Handled::Failed, true),
+                    Err(e) => {
+                        tracing::warn!(inbound = id, error = %error_chain(&e), "could not set a message aside");
+                        (Handled::Failed, false)
+                    }
                 }
-                Handled::Failed
             }
         }
     }
@@ -236,7 +294,7 @@ impl Service {
         engine: &Engine,
         m: &Message<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Handled> {
+    ) -> Result<(Handled, bool)> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -251,7 +309,14 @@ impl Service {
         }
     }
 
-    async fn turn(&self, engine: &Engine, m: &Message<'_>, now: DateTime<Utc>) -> Result<Handled> {
+    /// One committed turn; the flag tells whether a message of the conversation was stored
+    /// after this one (it may wait for this one's turn).
+    async fn turn(
+        &self,
+        engine: &Engine,
+        m: &Message<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(Handled, bool)> {
         let mut tx = self.store.begin().await?;
         // First, and conditional: the turn commits only while this process holds the message.
         if !tx.finish_inbound(m.id, self.instance(), now).await? {
@@ -260,7 +325,7 @@ impl Service {
                 inbound = m.id,
                 "the message was taken over by another handler"
             );
-            return Ok(Handled::TakenOver);
+            return Ok((Handled::TakenOver, false));
         }
         let conversation = tx.load_conversation(m.conversation).await?;
         tracing::Span::current().record("conversation", conversation.id);
@@ -276,6 +341,7 @@ impl Service {
         let recent = tx
             .count_recent_inbound(conversation.id, now - window)
             .await?;
+        let later = recent.latest.is_some_and(|latest| latest > m.id);
         let queue = queue_info(&mut tx, open.as_ref()).await?;
         // Classified unless a human holds the chat (the policy may answer a clear question while
         // the ticket waits in the queue).
@@ -310,7 +376,7 @@ impl Service {
             queue,
             ticket_code: &code,
             flood: Flood {
-                recent_messages: usize::try_from(recent).unwrap_or(usize::MAX),
+                recent_messages: usize::try_from(recent.typed).unwrap_or(usize::MAX),
                 max_messages: self.config.flood.max_messages,
             },
         };
@@ -378,10 +444,13 @@ impl Service {
         if let (true, Some(received)) = (enqueued, m.received) {
             self.metrics.reply_enqueued(platform, received.elapsed());
         }
-        Ok(Handled::Processed {
-            secret_redacted: !secrets.is_empty(),
-            ticket_opened,
-        })
+        Ok((
+            Handled::Processed {
+                secret_redacted: !secrets.is_empty(),
+                ticket_opened,
+            },
+            later,
+        ))
     }
 }
 

@@ -154,3 +154,92 @@ async fn a_fresh_database_opened_by_many_at_once_is_migrated_once_for_all() {
         }
     }
 }
+
+/// Two processes, one user: the second question reaches the process not handling the first. It
+/// waits its turn, and the process that finishes the first question handles it right after —
+/// not the recovery loop, seconds later. PostgreSQL only: the first handler is held where its
+/// turn loads the conversation, by a lock on the conversation's row that still lets messages be
+/// stored (SQLite lets one writer at a time, so the second process could not store its message
+/// meanwhile).
+#[tokio::test]
+async fn a_question_deferred_behind_another_process_is_handled_when_that_one_finishes() {
+    use sqlx::{Connection as _, PgConnection};
+
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    let alice = user(7);
+    let a = Arc::new(db.service("a").await);
+    let b = db.service("b").await;
+    let first = a
+        .handle_inbound(&message_from(&alice, "m0", "2FA丢了怎么办"), Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(first, Handled::Processed { .. }), "{first:?}");
+
+    // Hold the conversation's row against turns, not against storing messages (which only
+    // takes a key-share lock on it).
+    let mut lock = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("SELECT id FROM conversations WHERE user_id = $1 FOR NO KEY UPDATE")
+        .bind(&alice.user_id)
+        .fetch_one(&mut lock)
+        .await
+        .unwrap();
+    let slow = {
+        let a = a.clone();
+        let m = message_from(&alice, "m1", "充值没到账");
+        tokio::spawn(async move { a.handle_inbound(&m, Utc::now()).await.unwrap() })
+    };
+    // Once the first question is stored, the second reaches the other process.
+    let mut probe = PgConnection::connect(&db.url).await.unwrap();
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM inbound_messages WHERE platform_message_id = 'm1'",
+        )
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+        if n == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = b
+        .handle_inbound(&message_from(&alice, "m2", "怎么修改密码"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        second,
+        Handled::Deferred,
+        "the first question is unfinished"
+    );
+    assert!(!slow.is_finished(), "the first turn waits for the lock");
+
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    let h = slow.await.unwrap();
+    assert!(matches!(h, Handled::Processed { .. }), "{h:?}");
+    // No recovery ran: the first question's handler took the second.
+    assert_eq!(
+        user_lines(&b, &alice).await,
+        ["2FA丢了怎么办", "充值没到账", "怎么修改密码"]
+    );
+    let answers: Vec<String> = b
+        .store()
+        .pending_outbox_for_conversation(&alice, Utc::now())
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.user_message().map(|o| o.text.clone()))
+        .collect();
+    let deposit = answers
+        .iter()
+        .position(|t| t.contains("充币需要区块链确认"));
+    let password = answers.iter().position(|t| t.contains("重置密码步骤"));
+    assert!(
+        deposit.is_some() && password.is_some() && deposit < password,
+        "the first question answered first: {answers:#?}"
+    );
+    assert_eq!(b.recover(Utc::now()).await.unwrap(), 0, "nothing left over");
+    assert_eq!(a.recover(Utc::now()).await.unwrap(), 0, "nothing left over");
+}

@@ -56,6 +56,6 @@ pub use store::{Store, UnitOfWork};
 pub use types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
     InboundOutcome, KbDecision, LabelKind, Miss, MissSummary, NewLine, NewTicket, OpenTicket,
-    OutboxMessage, Rating, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord,
-    StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
+    OutboxMessage, Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord,
+    StaffSessionRecord, StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
 };

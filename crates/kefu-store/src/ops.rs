@@ -19,8 +19,8 @@ use sqlx::{PgConnection, SqliteConnection};
 use crate::error::{Result, StoreError, db};
 use crate::types::{
     CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery, InboundOutcome, Miss,
-    MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, ReleaseOutcome,
-    ResolveOutcome, StoredInbound, User,
+    MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage, Rating, RecentInbound,
+    ReleaseOutcome, ResolveOutcome, StoredInbound, User,
 };
 
 /// A borrowed connection (or open transaction) of either backend.
@@ -419,6 +419,23 @@ macro_rules! inbound_columns {
     };
 }
 
+/// Reads inbound message `$id` on connection `$c` as an [`InboundRow`], `?`-propagating errors.
+macro_rules! inbound_row {
+    ($c:ident, $id:expr) => {{
+        let row: InboundRow = sqlx::query_as(concat!(
+            "SELECT ",
+            inbound_columns!(),
+            " FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
+             WHERE i.id = $1"
+        ))
+        .bind($id)
+        .fetch_one(&mut *$c)
+        .await
+        .map_err(db("read an inbound message"))?;
+        row
+    }};
+}
+
 /// Takes over unprocessed messages whose lease expired (their handler died or gave up), oldest
 /// first, leasing them to `owner`. A message waits while an earlier one of its conversation is
 /// still leased to a handler: a user's messages are handled in the order they came. Messages
@@ -474,23 +491,67 @@ pub(crate) async fn claim_stale_inbound(
             .map_err(db("take over unprocessed inbound messages"))?;
         let mut rows = Vec::with_capacity(ids.len());
         for id in ids {
-            let row: InboundRow = sqlx::query_as(concat!(
-                "SELECT ",
-                inbound_columns!(),
-                " FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
-                 WHERE i.id = $1"
-            ))
-            .bind(id)
-            .fetch_one(&mut *c)
-            .await
-            .map_err(db("read an inbound message"))?;
-            rows.push(row);
+            rows.push(inbound_row!(c, id));
         }
         rows
     });
     let mut out: Vec<StoredInbound> = rows.into_iter().map(StoredInbound::from).collect();
     out.sort_by_key(|m| (m.received_at, m.id));
     Ok(out)
+}
+
+/// Takes the next message of `after`'s conversation that waits unleased or with its lease
+/// expired, none earlier of the conversation still leased, leasing it to `owner` until
+/// `lease_until`. A message whose handling began `max_attempts` times is left to
+/// [`claim_stale_inbound`], which sets it aside.
+pub(crate) async fn claim_next_waiting(
+    conn: Conn<'_>,
+    after: i64,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+    max_attempts: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<StoredInbound>> {
+    let now = micros(now);
+    // PostgreSQL skips a row another claimer is locking; SQLite has one writer at a time.
+    macro_rules! next_waiting {
+        ($lock:literal) => {
+            concat!(
+                "UPDATE inbound_messages SET lease_owner = $1, lease_expires_at = $2, \
+                 attempts = attempts + 1 WHERE id IN (SELECT m.id FROM inbound_messages m \
+                 WHERE m.conversation_id = (SELECT conversation_id FROM inbound_messages WHERE id = $4) \
+                 AND m.processed_at IS NULL AND m.failed_at IS NULL AND m.attempts < $5 \
+                 AND (m.lease_expires_at IS NULL OR m.lease_expires_at <= $3) \
+                 AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
+                 WHERE o.conversation_id = m.conversation_id AND o.id < m.id \
+                 AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
+                 ORDER BY m.received_at, m.id LIMIT 1",
+                $lock,
+                ") RETURNING id"
+            )
+        };
+    }
+    let row: Option<InboundRow> = dispatch!(conn, |c, pg| {
+        let sql = if pg {
+            next_waiting!(" FOR UPDATE SKIP LOCKED")
+        } else {
+            next_waiting!("")
+        };
+        let id: Option<i64> = sqlx::query_scalar(sql)
+            .bind(owner)
+            .bind(micros(lease_until))
+            .bind(now)
+            .bind(after)
+            .bind(max_attempts)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db("take the next waiting message of a conversation"))?;
+        match id {
+            Some(id) => Some(inbound_row!(c, id)),
+            None => None,
+        }
+    });
+    Ok(row.map(StoredInbound::from))
 }
 
 /// Marks an inbound message handled — only while `owner` still holds its lease and it is neither
@@ -535,21 +596,16 @@ pub(crate) async fn earlier_unhandled(conn: Conn<'_>, inbound_id: i64) -> Result
     Ok(n > 0)
 }
 
-/// Ends `owner`'s lease on an unhandled message at `at`, so recovery takes it over in its turn.
-pub(crate) async fn release_inbound(
-    conn: Conn<'_>,
-    inbound_id: i64,
-    owner: &str,
-    at: DateTime<Utc>,
-) -> Result<bool> {
+/// Ends `owner`'s lease on an unhandled message, so whoever takes its conversation's next
+/// message, or recovery, takes it over in its turn.
+pub(crate) async fn release_inbound(conn: Conn<'_>, inbound_id: i64, owner: &str) -> Result<bool> {
     let done = dispatch!(conn, |c, pg| {
         sqlx::query(
-            "UPDATE inbound_messages SET lease_expires_at = $3 \
+            "UPDATE inbound_messages SET lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = $1 AND lease_owner = $2 AND processed_at IS NULL AND failed_at IS NULL",
         )
         .bind(inbound_id)
         .bind(owner)
-        .bind(micros(at))
         .execute(c)
         .await
         .map_err(db("release an inbound message"))?
@@ -587,19 +643,20 @@ pub(crate) async fn count_recent_inbound(
     conn: Conn<'_>,
     conversation_id: i64,
     since: DateTime<Utc>,
-) -> Result<i64> {
-    dispatch!(conn, |c, pg| {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM inbound_messages \
-             WHERE conversation_id = $1 AND received_at > $2 AND pressed = $3",
+) -> Result<RecentInbound> {
+    let (typed, latest): (i64, Option<i64>) = dispatch!(conn, |c, pg| {
+        sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE pressed = $3), MAX(id) FROM inbound_messages \
+             WHERE conversation_id = $1 AND received_at > $2",
         )
         .bind(conversation_id)
         .bind(micros(since))
         .bind(false)
         .fetch_one(c)
         .await
-        .map_err(db("count a conversation's recent messages"))
-    })
+        .map_err(db("count a conversation's recent messages"))?
+    });
+    Ok(RecentInbound { typed, latest })
 }
 
 /// The conversation's inbound messages received after `since` and before message `before_id`,

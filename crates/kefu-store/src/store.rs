@@ -18,8 +18,8 @@ use crate::ops::{self, Conn};
 use crate::types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
     InboundOutcome, KbDecision, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage,
-    Rating, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord, StoreOptions,
-    StoredInbound, TaggedLine, TicketLabel, User,
+    Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord,
+    StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
 };
 use crate::{labels, staff};
 
@@ -329,16 +329,32 @@ impl Store {
         ops::earlier_unhandled(self.acquire().await?.conn(), inbound_id).await
     }
 
-    /// Ends `owner`'s lease on an unhandled message at `at`, so that
+    /// Ends `owner`'s lease on an unhandled message, so that [`Store::claim_next_waiting`] or
     /// [`Store::claim_stale_inbound`] takes it over in its turn; `false` when `owner` does not
     /// hold it.
-    pub async fn release_inbound(
+    pub async fn release_inbound(&self, inbound_id: i64, owner: &str) -> Result<bool> {
+        ops::release_inbound(self.acquire().await?.conn(), inbound_id, owner).await
+    }
+
+    /// Takes over the next message of inbound message `after`'s conversation that waits for its
+    /// turn (released, or its lease expired), oldest first, leasing it to `owner` until
+    /// `lease_until`; `None` when there is none, or an earlier message of the conversation is
+    /// still leased. A handler calls it once its own message of the conversation is finished, so
+    /// a message deferred behind it (by this process or another) does not wait for recovery.
+    pub async fn claim_next_waiting(
         &self,
-        inbound_id: i64,
+        after: i64,
         owner: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool> {
-        ops::release_inbound(self.acquire().await?.conn(), inbound_id, owner, at).await
+        lease_until: DateTime<Utc>,
+        max_attempts: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredInbound>> {
+        let mut tx = self.begin().await?;
+        let claimed =
+            ops::claim_next_waiting(tx.conn(), after, owner, lease_until, max_attempts, now)
+                .await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Sets an inbound message aside for good (its handling can never succeed): recovery skips it.
@@ -1018,12 +1034,14 @@ impl UnitOfWork {
     }
 
     /// How many messages the user typed in the conversation since `since` (flood control, shared
-    /// by every instance). Button presses are not counted: they answer the bot's own question.
+    /// by every instance), and the newest one's id (a message stored after the one being handled
+    /// may wait for it: see [`Store::claim_next_waiting`]). Button presses are not counted: they
+    /// answer the bot's own question.
     pub async fn count_recent_inbound(
         &mut self,
         conversation_id: i64,
         since: DateTime<Utc>,
-    ) -> Result<i64> {
+    ) -> Result<RecentInbound> {
         ops::count_recent_inbound(self.conn(), conversation_id, since).await
     }
 

@@ -49,6 +49,17 @@ pub enum InboundOutcome {
     Duplicate,
 }
 
+/// A conversation's inbound messages received after a moment
+/// ([`UnitOfWork::count_recent_inbound`](crate::UnitOfWork::count_recent_inbound)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentInbound {
+    /// How many the user typed (button presses are not counted: they answer the bot's own
+    /// question).
+    pub typed: i64,
+    /// The newest one's id, pressed or typed; `None` when there is none.
+    pub latest: Option<i64>,
+}
+
 /// A stored inbound message; its text is the redacted text the caller gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredInbound {

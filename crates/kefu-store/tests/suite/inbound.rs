@@ -243,17 +243,60 @@ pub async fn a_message_waits_while_an_earlier_one_of_its_conversation_is_leased(
         vec![ids[0], ids[1]]
     );
     // Releasing a lease makes a message claimable at once; only its holder can release it.
-    assert!(
-        !store
-            .release_inbound(ids[0], "someone else", t(61))
-            .await
-            .unwrap()
-    );
-    assert!(store.release_inbound(ids[0], "b", t(61)).await.unwrap());
+    assert!(!store.release_inbound(ids[0], "someone else").await.unwrap());
+    assert!(store.release_inbound(ids[0], "b").await.unwrap());
     assert_eq!(
         ids_of(&take_over_all(&store, "c", t(61)).await),
         vec![ids[0]]
     );
+}
+
+pub async fn a_conversations_next_waiting_message_is_taken_once_the_one_before_is_done(db: TestDb) {
+    let store = db.connect().await;
+    let mut ids = Vec::new();
+    for (i, (user, owner)) in [("ann", "a"), ("ann", "b"), ("ann", "b"), ("bob", "b")]
+        .into_iter()
+        .enumerate()
+    {
+        let message = inbound(user, &format!("m{i}"), "hello", t(i as i64));
+        let InboundOutcome::New(id) = store
+            .record_inbound(&message, &Redacted::of("hello"), owner, t(50), t(i as i64))
+            .await
+            .unwrap()
+        else {
+            panic!("new message expected");
+        };
+        ids.push(id);
+    }
+    // "b" found Ann's first message unfinished: her next two wait, released; so does Bob's.
+    for &id in &ids[1..] {
+        assert!(store.release_inbound(id, "b").await.unwrap());
+    }
+    let next = |after: i64, max_attempts: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_next_waiting(after, "c", t(100), max_attempts, t(10))
+                .await
+                .unwrap()
+                .map(|m| m.id)
+        }
+    };
+    // Ann's first message is still leased to "a": nothing of hers is taken, from any message.
+    assert_eq!(next(ids[0], 5).await, None);
+    assert_eq!(next(ids[2], 5).await, None);
+    assert!(store.fail_inbound(ids[0], "finished", t(11)).await.unwrap());
+    // Then hers one at a time, oldest first: the one taken holds the next back.
+    assert_eq!(next(ids[0], 5).await, Some(ids[1]));
+    assert_eq!(next(ids[0], 5).await, None);
+    assert!(store.fail_inbound(ids[1], "finished", t(12)).await.unwrap());
+    // One whose handling began as often as allowed is left to recovery, which sets it aside.
+    assert_eq!(next(ids[1], 1).await, None);
+    assert_eq!(next(ids[1], 5).await, Some(ids[2]));
+    assert!(store.fail_inbound(ids[2], "finished", t(13)).await.unwrap());
+    assert_eq!(next(ids[2], 5).await, None);
+    // Bob's conversation is his own.
+    assert_eq!(next(ids[3], 5).await, Some(ids[3]));
 }
 
 pub async fn recovery_takes_the_oldest_messages_first_up_to_its_limit(db: TestDb) {
@@ -457,16 +500,28 @@ pub async fn count_recent_inbound_counts_within_the_window_only(db: TestDb) {
     let a = tx.load_conversation(&cref("a")).await.unwrap().id;
     let b = tx.load_conversation(&cref("b")).await.unwrap().id;
     // Received strictly after `since`.
-    assert_eq!(tx.count_recent_inbound(a, t(-1)).await.unwrap(), 4);
-    assert_eq!(tx.count_recent_inbound(a, t(10)).await.unwrap(), 2);
+    assert_eq!(tx.count_recent_inbound(a, t(-1)).await.unwrap().typed, 4);
+    assert_eq!(tx.count_recent_inbound(a, t(10)).await.unwrap().typed, 2);
     assert_eq!(
         tx.count_recent_inbound(a, t(10) - TimeDelta::milliseconds(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .typed,
         3
     );
-    assert_eq!(tx.count_recent_inbound(a, t(30)).await.unwrap(), 0);
-    assert_eq!(tx.count_recent_inbound(b, t(0)).await.unwrap(), 1);
+    assert_eq!(tx.count_recent_inbound(a, t(30)).await.unwrap().typed, 0);
+    assert_eq!(tx.count_recent_inbound(b, t(0)).await.unwrap().typed, 1);
+    // The newest message, a press counted or not; none in an empty window.
+    let newest = tx.count_recent_inbound(a, t(-1)).await.unwrap().latest;
+    assert!(newest > Some(ids[3]), "the press came last: {newest:?}");
+    assert_eq!(
+        tx.count_recent_inbound(a, t(15)).await.unwrap().latest,
+        Some(ids[3])
+    );
+    assert_eq!(
+        tx.count_recent_inbound(a, t(30)).await.unwrap().latest,
+        None
+    );
 
     // The messages before one, within the window, oldest first, the last `limit` of them.
     let text = |i: usize, received: i64| (ids[i], format!("text {received}"));
