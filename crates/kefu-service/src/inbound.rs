@@ -341,6 +341,10 @@ impl Service {
         let recent = tx
             .count_recent_inbound(conversation.id, now - window)
             .await?;
+        // A later message of the conversation is either seen here or waits for this turn's
+        // commit to be stored at all: storing one takes a key-share lock on the conversation row
+        // this turn holds `FOR UPDATE` on PostgreSQL (a weaker lock would open a gap here), and
+        // the one write lock on SQLite. So one deferred behind this message is never missed.
         let later = recent.latest.is_some_and(|latest| latest > m.id);
         let queue = queue_info(&mut tx, open.as_ref()).await?;
         // Classified unless a human holds the chat (the policy may answer a clear question while

@@ -828,7 +828,9 @@ pub(crate) async fn set_user_language(
 
 /// Creates the conversation if needed and reads it, locked until the transaction ends: on
 /// PostgreSQL with `FOR UPDATE`; SQLite needs no row lock because the unit of work began with
-/// `BEGIN IMMEDIATE` and holds the database's write lock.
+/// `BEGIN IMMEDIATE` and holds the database's write lock. `FOR UPDATE`, not `FOR NO KEY
+/// UPDATE`: a message stored for the conversation meanwhile (its foreign key takes a key-share
+/// lock) waits for the commit, which a turn's look for later messages relies on.
 pub(crate) async fn load_conversation(
     conn: Conn<'_>,
     cref: &ConversationRef,
