@@ -30,7 +30,9 @@
 //! 2. The redacted message is stored idempotently (platform + chat + message id) and committed on
 //!    its own, *leased* to this process for its handling: a repeated delivery stops here, and a
 //!    crash after this point loses nothing — another handler takes the message over once the
-//!    lease expires ([`Service::recover`]), never before.
+//!    lease expires ([`Service::recover`]), never before. A message whose conversation has an
+//!    earlier one unfinished (in this process or another) lets its lease go and waits: whoever
+//!    finishes the earlier one takes it next, in order — recovery, when that one's handler died.
 //! 3. One transaction: the message is marked handled *only if this process still holds its
 //!    lease* (otherwise the turn rolls back: another handler owns it), the conversation is
 //!    loaded and locked (and repaired if its ticket was closed elsewhere), the NLU decides unless
