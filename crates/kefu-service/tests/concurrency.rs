@@ -128,9 +128,29 @@ async fn many_instances_handling_the_same_users_at_once_lose_and_double_nothing(
                 "user {u}: a line twice"
             );
             total += lines.len();
+            // On SQLite, where one writer at a time stores them, a user's messages are handled in
+            // the order they were stored, whichever instance stored each. (On PostgreSQL two
+            // messages stored at the same moment may commit in either order: neither came first.)
+            if db.url.starts_with("sqlite:") {
+                assert_eq!(lines, stored_texts(&db.url, &user(u)).await, "user {u}");
+            }
         }
         assert_eq!(total, 6 * 15, "every message once");
     }
+}
+
+/// A user's stored messages, in the order they were stored.
+async fn stored_texts(url: &str, c: &ConversationRef) -> Vec<String> {
+    use sqlx::{Connection as _, SqliteConnection};
+    let mut conn = SqliteConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT i.text FROM inbound_messages i JOIN conversations c ON c.id = i.conversation_id \
+         WHERE c.user_id = $1 ORDER BY i.id",
+    )
+    .bind(&c.user_id)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
 }
 
 /// Several processes starting at once on a new database (a new SQLite file, an empty PostgreSQL

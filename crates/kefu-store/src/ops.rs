@@ -436,9 +436,11 @@ macro_rules! inbound_row {
     }};
 }
 
-/// Takes over unprocessed messages whose lease expired (their handler died or gave up), oldest
-/// first, leasing them to `owner`. A message waits while an earlier one of its conversation is
-/// still leased to a handler: a user's messages are handled in the order they came. Messages
+/// Takes over unprocessed messages whose lease expired (their handler died or gave up), in the
+/// order they were stored (their ids: the clocks of several processes may disagree on when they
+/// were received), leasing them to `owner`. A message waits while an earlier one of its
+/// conversation is still leased to a handler: a user's messages are handled in the order they
+/// were stored. Messages
 /// whose handling began `max_attempts` times already are set aside as failed instead: one message
 /// that always fails must not be retried forever.
 pub(crate) async fn claim_stale_inbound(
@@ -470,7 +472,7 @@ pub(crate) async fn claim_stale_inbound(
              AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
              WHERE o.conversation_id = inbound_messages.conversation_id AND o.id < inbound_messages.id \
              AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
-             ORDER BY received_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id"
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id"
         } else {
             "UPDATE inbound_messages SET lease_owner = $1, lease_expires_at = $2, \
              attempts = attempts + 1 WHERE id IN (SELECT id FROM inbound_messages \
@@ -479,7 +481,7 @@ pub(crate) async fn claim_stale_inbound(
              AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
              WHERE o.conversation_id = inbound_messages.conversation_id AND o.id < inbound_messages.id \
              AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
-             ORDER BY received_at, id LIMIT $4) RETURNING id"
+             ORDER BY id LIMIT $4) RETURNING id"
         };
         let ids: Vec<i64> = sqlx::query_scalar(sql)
             .bind(owner)
@@ -496,7 +498,7 @@ pub(crate) async fn claim_stale_inbound(
         rows
     });
     let mut out: Vec<StoredInbound> = rows.into_iter().map(StoredInbound::from).collect();
-    out.sort_by_key(|m| (m.received_at, m.id));
+    out.sort_by_key(|m| m.id);
     Ok(out)
 }
 
@@ -525,7 +527,7 @@ pub(crate) async fn claim_next_waiting(
                  AND NOT EXISTS (SELECT 1 FROM inbound_messages o \
                  WHERE o.conversation_id = m.conversation_id AND o.id < m.id \
                  AND o.processed_at IS NULL AND o.failed_at IS NULL AND o.lease_expires_at > $3) \
-                 ORDER BY m.received_at, m.id LIMIT 1",
+                 ORDER BY m.id LIMIT 1",
                 $lock,
                 ") RETURNING id"
             )

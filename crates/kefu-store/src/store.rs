@@ -303,8 +303,8 @@ impl Store {
     }
 
     /// Takes over stored messages nobody finished handling whose lease expired (the handler
-    /// died, or failed and let go), oldest first, leasing them to `owner` until `lease_until`; a
-    /// message whose conversation has an earlier one still leased waits for it.
+    /// died, or failed and let go), in the order they were stored, leasing them to `owner` until
+    /// `lease_until`; a message whose conversation has an earlier one still leased waits for it.
     /// A message whose handling began `max_attempts` times is set aside as failed instead. A
     /// message another process is still handling is never returned.
     pub async fn claim_stale_inbound(
@@ -337,7 +337,7 @@ impl Store {
     }
 
     /// Takes over the next message of inbound message `after`'s conversation that waits for its
-    /// turn (released, or its lease expired), oldest first, leasing it to `owner` until
+    /// turn (released, or its lease expired), the first stored first, leasing it to `owner` until
     /// `lease_until`; `None` when there is none, or an earlier message of the conversation is
     /// still leased. A handler calls it once its own message of the conversation is finished, so
     /// a message deferred behind it (by this process or another) does not wait for recovery.

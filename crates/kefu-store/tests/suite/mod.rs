@@ -76,7 +76,7 @@ macro_rules! store_suite {
             concurrent_recoveries_share_out_expired_messages_without_duplicates,
             a_message_waits_while_an_earlier_one_of_its_conversation_is_leased,
             a_conversations_next_waiting_message_is_taken_once_the_one_before_is_done,
-            recovery_takes_the_oldest_messages_first_up_to_its_limit,
+            recovery_takes_messages_in_the_order_they_were_stored_up_to_its_limit,
             a_message_whose_handling_keeps_failing_is_set_aside_after_max_attempts,
             a_turn_being_committed_is_not_taken_over,
             count_recent_inbound_counts_within_the_window_only,
