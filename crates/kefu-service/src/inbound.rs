@@ -103,35 +103,6 @@ impl Service {
             InboundOutcome::New(id) => id,
         };
         self.metrics.inbound(&stored.conversation.platform);
-        // A user's messages are handled in the order they came: after a crash the message before
-        // this one can still be leased to the dead handler, and this one then waits its turn,
-        // taken over by recovery right after it. One carrying a secret is handled at once: its
-        // warning cannot wait. Should the check fail, the message is handled now.
-        if spans.is_empty() {
-            match self.store.earlier_unhandled(id).await {
-                Ok(true) => {
-                    match self.store.release_inbound(id, self.instance()).await {
-                        Ok(_) => {
-                            tracing::info!(
-                                inbound = id,
-                                "an earlier message of the conversation is unfinished: this one waits its turn"
-                            );
-                            // The earlier one may have been finished since the look, its handler
-                            // finding nothing released yet: look once more.
-                            self.handle_waiting(&engine, id, now).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(inbound = id, error = %error_chain(&e), "cannot release a message that waits its turn; it is taken over when its lease expires");
-                        }
-                    }
-                    return Ok(Handled::Deferred);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(inbound = id, error = %error_chain(&e), "cannot look for earlier unfinished messages; handling this one now");
-                }
-            }
-        }
         let message = Message {
             id,
             conversation: &stored.conversation,
@@ -177,8 +148,8 @@ impl Service {
                 }
             };
             tracing::info!(inbound = m.id, "handling a message that waited its turn");
-            let (handled, later) = self.settle(engine, stored_message(&m), now).await;
-            if handled == Handled::Deferred || !later {
+            let (_, later) = self.settle(engine, stored_message(&m), now).await;
+            if !later {
                 return;
             }
             after = m.id;
@@ -208,7 +179,7 @@ impl Service {
             match outcome {
                 Handled::Processed { .. } => handled += 1,
                 // The database went away: the rest keep their leases and are taken over later.
-                Handled::Deferred => break,
+                Handled::Deferred if !later => break,
                 _ => {}
             }
             if later {
@@ -329,6 +300,24 @@ impl Service {
         }
         let conversation = tx.load_conversation(m.conversation).await?;
         tracing::Span::current().record("conversation", conversation.id);
+        // A user's messages are handled in the order they were stored: while an earlier one is
+        // unfinished (its handler at work here or in another instance, or dead with its lease
+        // not expired), this one waits its turn. Looked at under the conversation's lock, so an
+        // earlier message still being stored when this one was is seen too (storing it waits for
+        // the lock on PostgreSQL; SQLite stores one at a time). The handler of the earlier one
+        // takes this one next (`later` in its turn). One carrying a secret is handled at once:
+        // its warning cannot wait.
+        if m.secrets.is_empty() && tx.earlier_unhandled(m.id).await? {
+            tx.rollback().await?;
+            self.store.release_inbound(m.id, self.instance()).await?;
+            tracing::info!(
+                inbound = m.id,
+                "an earlier message of the conversation is unfinished: this one waits its turn"
+            );
+            // The earlier one may finish before the release is seen, its handler then finding
+            // nothing to take: the caller looks once more.
+            return Ok((Handled::Deferred, true));
+        }
         let mut state = decode_state(conversation.state.as_ref());
         let open = repair(&mut tx, &mut state, now).await?;
         let (text, split) = split_secrets(&mut tx, conversation.id, m, now).await?;

@@ -131,25 +131,27 @@ async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
     }
 }
 
+/// A process stored the user's first question ("充值没到账"), claimed for two seconds, then died.
+async fn stored_by_a_dead_handler(db: &Db) {
+    let now = Utc::now();
+    let store = db.store().await;
+    store
+        .record_inbound(
+            &message("m1", "充值没到账"),
+            &kefu_core::model::Redacted::of("充值没到账"),
+            "dead",
+            now + TimeDelta::seconds(2),
+            now,
+        )
+        .await
+        .unwrap();
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
     for db in Db::each().await {
-        let now = Utc::now();
-        {
-            // A process stored the user's first question, claimed for two seconds, then died.
-            let store = db.store().await;
-            store
-                .record_inbound(
-                    &message("m1", "充值没到账"),
-                    &kefu_core::model::Redacted::of("充值没到账"),
-                    "dead",
-                    now + TimeDelta::seconds(2),
-                    now,
-                )
-                .await
-                .unwrap();
-            store.close().await;
-        }
+        stored_by_a_dead_handler(&db).await;
         let s = db.service("b").await;
         // The second question reaches the new process first: it waits, unanswered.
         let second = s
@@ -183,6 +185,41 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
             "the first question answered first: {answers:#?}"
         );
         assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "handled once");
+    }
+}
+
+/// Messages that wait behind an unfinished one are taken, in order, by whoever handles the
+/// conversation next once their turn comes, not only by the recovery loop: here the user's third
+/// message, after the dead handler's claim on the first expired.
+#[tokio::test]
+async fn the_next_message_of_a_conversation_takes_the_ones_waiting_before_it_in_order() {
+    for db in Db::each().await {
+        stored_by_a_dead_handler(&db).await;
+        let s = db.service("b").await;
+        let second = s
+            .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(second, Handled::Deferred);
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        // No recovery runs. The third message waits too, then takes all three in order.
+        let third = s
+            .handle_inbound(&message("m3", "2FA丢了怎么办"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(third, Handled::Deferred, "it waited for the two before it");
+        assert_eq!(
+            user_lines(&s, &alice()).await,
+            ["充值没到账", "怎么修改密码", "2FA丢了怎么办"]
+        );
+        let answers = texts(&s, &alice()).await;
+        let at = |needle: &str| answers.iter().position(|t| t.contains(needle));
+        let (deposit, password) = (at("充币需要区块链确认"), at("重置密码步骤"));
+        assert!(
+            deposit.is_some() && password.is_some() && deposit < password,
+            "answered in order: {answers:#?}"
+        );
+        assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "nothing left over");
     }
 }
 

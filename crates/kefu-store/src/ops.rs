@@ -598,12 +598,14 @@ pub(crate) async fn earlier_unhandled(conn: Conn<'_>, inbound_id: i64) -> Result
     Ok(n > 0)
 }
 
-/// Ends `owner`'s lease on an unhandled message, so whoever takes its conversation's next
-/// message, or recovery, takes it over in its turn.
+/// Ends `owner`'s lease on an unhandled message that waits its turn, so whoever takes its
+/// conversation's next message, or recovery, takes it over then; its handling did not begin, so
+/// the attempt is given back.
 pub(crate) async fn release_inbound(conn: Conn<'_>, inbound_id: i64, owner: &str) -> Result<bool> {
     let done = dispatch!(conn, |c, pg| {
         sqlx::query(
-            "UPDATE inbound_messages SET lease_owner = NULL, lease_expires_at = NULL \
+            "UPDATE inbound_messages SET lease_owner = NULL, lease_expires_at = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE id = $1 AND lease_owner = $2 AND processed_at IS NULL AND failed_at IS NULL",
         )
         .bind(inbound_id)

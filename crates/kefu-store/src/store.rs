@@ -323,14 +323,9 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Whether an earlier message of the same conversation is neither handled nor set aside (its
-    /// handler may be at work, or dead with its lease not yet expired).
-    pub async fn earlier_unhandled(&self, inbound_id: i64) -> Result<bool> {
-        ops::earlier_unhandled(self.acquire().await?.conn(), inbound_id).await
-    }
-
-    /// Ends `owner`'s lease on an unhandled message, so that [`Store::claim_next_waiting`] or
-    /// [`Store::claim_stale_inbound`] takes it over in its turn; `false` when `owner` does not
+    /// Ends `owner`'s lease on an unhandled message that waits its turn, so that
+    /// [`Store::claim_next_waiting`] or [`Store::claim_stale_inbound`] takes it over then; its
+    /// handling did not begin, so it does not count as an attempt. `false` when `owner` does not
     /// hold it.
     pub async fn release_inbound(&self, inbound_id: i64, owner: &str) -> Result<bool> {
         ops::release_inbound(self.acquire().await?.conn(), inbound_id, owner).await
@@ -1031,6 +1026,13 @@ impl UnitOfWork {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         ops::finish_inbound(self.conn(), inbound_id, owner, at).await
+    }
+
+    /// Whether an earlier message of the same conversation is neither handled nor set aside (its
+    /// handler may be at work, or dead with its lease not yet expired). Asked in a turn once the
+    /// conversation is locked, it also sees an earlier message whose storing was under way.
+    pub async fn earlier_unhandled(&mut self, inbound_id: i64) -> Result<bool> {
+        ops::earlier_unhandled(self.conn(), inbound_id).await
     }
 
     /// How many messages the user typed in the conversation since `since` (flood control, shared
