@@ -440,9 +440,8 @@ macro_rules! inbound_row {
 /// order they were stored (their ids: the clocks of several processes may disagree on when they
 /// were received), leasing them to `owner`. A message waits while an earlier one of its
 /// conversation is still leased to a handler: a user's messages are handled in the order they
-/// were stored. Messages
-/// whose handling began `max_attempts` times already are set aside as failed instead: one message
-/// that always fails must not be retried forever.
+/// were stored. Messages whose handling began `max_attempts` times already are set aside as
+/// failed instead: one message that always fails must not be retried forever.
 pub(crate) async fn claim_stale_inbound(
     conn: Conn<'_>,
     owner: &str,
