@@ -315,8 +315,11 @@ pub struct NluSettings {
         )
     )]
     pub model_dir: PathBuf,
-    /// Static English word vectors join the features (`kefu_nlu::wordvec`).
+    /// Static word vectors join the features (`kefu_nlu::wordvec`): English, and Chinese unless
+    /// `chinese_word_vectors` is off.
     pub word_vectors: bool,
+    /// With `word_vectors`, the Chinese table too (used when the KB has Chinese text).
+    pub chinese_word_vectors: bool,
     /// The built-in support lexicon's concepts join the features (`kefu_nlu::concepts`).
     pub lexicon: bool,
     /// A Chinese thesaurus's semantic classes join the features (`kefu_nlu::thesaurus`) when

@@ -50,8 +50,11 @@ pub struct Report {
     pub peak_rss_mib: Option<f64>,
     /// The sentence encoder in use (`nlu.encoder`): "none" or "rust-bert".
     pub encoder: &'static str,
-    /// Whether static English word vectors were among the features (`nlu.word_vectors`).
+    /// Whether static word vectors were among the features (`nlu.word_vectors`).
     pub word_vectors: bool,
+    /// Whether the Chinese word-vector table was among them (`nlu.chinese_word_vectors`, and a
+    /// KB with Chinese text).
+    pub chinese_word_vectors: bool,
     /// Whether the built-in support lexicon's concepts were among the features (`nlu.lexicon`).
     pub lexicon: bool,
     /// Whether a Chinese thesaurus's classes were among the features (`nlu.thesaurus`).
@@ -327,6 +330,7 @@ pub fn evaluate(
             "none"
         },
         word_vectors: engine.uses_word_vectors(),
+        chinese_word_vectors: engine.uses_chinese_word_vectors(),
         lexicon: engine.uses_lexicon(),
         thesaurus: engine.uses_thesaurus(),
         answer_threshold: policy.answer_threshold,

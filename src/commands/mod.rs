@@ -96,6 +96,9 @@ static ENCODER: OnceLock<Arc<dyn Encoder>> = OnceLock::new();
 /// `nlu.word_vectors` (true unless configured off).
 static WORD_VECTORS: OnceLock<bool> = OnceLock::new();
 
+/// `nlu.chinese_word_vectors` (true unless configured off).
+static CHINESE_WORD_VECTORS: OnceLock<bool> = OnceLock::new();
+
 /// `nlu.lexicon` (true unless configured off).
 static LEXICON: OnceLock<bool> = OnceLock::new();
 
@@ -107,6 +110,7 @@ static THESAURUS: OnceLock<Option<PathBuf>> = OnceLock::new();
 pub fn configure_encoder(nlu: &crate::settings::NluSettings) -> Result<(), Failure> {
     use crate::settings::EncoderKind;
     let _ = WORD_VECTORS.set(nlu.word_vectors);
+    let _ = CHINESE_WORD_VECTORS.set(nlu.chinese_word_vectors);
     let _ = LEXICON.set(nlu.lexicon);
     let _ = THESAURUS.set(nlu.thesaurus.then(|| nlu.thesaurus_file.clone()));
     match nlu.encoder {
@@ -157,6 +161,7 @@ pub fn load_kb(path: &Path) -> Result<kefu_nlu::kb::KnowledgeBase, Failure> {
 pub fn train(kb: kefu_nlu::kb::KnowledgeBase) -> Result<Engine, Failure> {
     let opts = EngineOptions {
         word_vectors: WORD_VECTORS.get().copied().unwrap_or(true),
+        chinese_word_vectors: CHINESE_WORD_VECTORS.get().copied().unwrap_or(true),
         lexicon: LEXICON.get().copied().unwrap_or(true),
         thesaurus: thesaurus()?,
         ..EngineOptions::default()

@@ -3,8 +3,9 @@
 //! Up to four groups, each L2-normalised on its own (so no group drowns the others):
 //! 1. **words**: canonical tokens (jieba words, English stems, synonyms folded) and token bigrams;
 //! 2. **characters of the text**: character n-grams inside each space-separated piece of the
-//!    normalised text, padded with a boundary mark: 1–4 for Chinese runs (a single character such
-//!    as 币 carries meaning), 2–5 for Latin words (robust to typos and inflection);
+//!    normalised text, padded with a boundary mark: 1–2 for Chinese runs (a single character such
+//!    as 币 carries meaning; longer spans mostly repeat one example's exact wording, and words
+//!    already have the first group), 2–5 for Latin words (robust to typos and inflection);
 //! 3. **characters of the tokens**: the same n-grams over the canonical tokens, so synonyms and
 //!    stems also reach the character level;
 //! 4. **concepts** (when the engine uses the support lexicon, [`crate::concepts`]): one feature
@@ -108,7 +109,7 @@ fn thesaurus_key(class: u32) -> u64 {
 
 fn char_ngrams(word: &str, group: u64, out: &mut Vec<u64>) {
     let cjk = word.chars().next().is_some_and(is_cjk);
-    let (lo, hi) = if cjk { (1, 4) } else { (2, 5) };
+    let (lo, hi) = if cjk { (1, 2) } else { (2, 5) };
     // The padded word: a start mark, each character's bytes, an end mark.
     let mut units: Vec<&[u8]> = Vec::with_capacity(word.len() + 2);
     units.push(b"\x02");
@@ -366,8 +367,8 @@ mod tests {
 
     #[test]
     fn chinese_runs_include_single_characters() {
-        // "提币" padded: unigrams 提, 币; bigrams ^提, 提币, 币$; trigrams ^提币, 提币$; 4-gram ^提币$.
-        assert_eq!(grams("提币"), 8);
+        // "提币" padded: unigrams 提, 币; bigrams ^提, 提币, 币$ (no longer spans).
+        assert_eq!(grams("提币"), 5);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! - [`segment`]: tokens for both scripts: jieba words for Chinese (with KB vocabulary), stemmed words
 //!   for Latin script, synonyms folded onto one canonical token.
 //! - [`features`]: sparse TF-IDF vectors of words, word bigrams and character n-grams.
-//! - [`wordvec`]: static English word vectors (compiled in) that add what a word means.
+//! - [`wordvec`]: static English and Chinese word vectors (compiled in) that add what a word means.
 //! - [`concepts`]: a compiled-in lexicon of support concepts (充值 / 冲币 / 入金 / deposit …), one
 //!   feature per concept a message mentions.
 //! - [`thesaurus`]: a Chinese thesaurus (read from a file when configured), one feature per

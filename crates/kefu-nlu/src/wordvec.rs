@@ -1,4 +1,5 @@
-//! Static English word vectors: what a word means, for words a KB's examples never used.
+//! Static word vectors, English and Chinese: what a word means, for words a KB's examples never
+//! used.
 //!
 //! Character n-grams and stems only match words that look alike; "the ATM ate my card" shares no
 //! word with "my card was swallowed by the cash machine". These vectors carry that knowledge into
@@ -9,9 +10,17 @@
 //! principal directions and quantised to a byte per dimension. The table is compiled into the
 //! crate (`data/en-word-vectors.bin`, ~14,000 stems, 1.9 MB) and parsed once, on first use (~1 ms).
 //!
-//! A message's vector is the IDF-weighted sum of its tokens' vectors (IDF from the KB, so words
-//! every example uses count little), normalised; the engine appends it to the lexical features.
-//! Only English words have vectors: Chinese text is classified exactly as without them.
+//! Chinese words have a table of their own (`data/zh-word-vectors.bin`, 103,106 words, ~10 MB),
+//! distilled from multilingual-e5-small (MIT; `models/README.md`) by
+//! `models/distill-zh-words.sh`: the 100,000 most frequent Chinese words of jieba's dictionary
+//! (the segmenter's own, so the table's words are the tokens it produces) and every single
+//! character, each encoded on its own, projected on 96 principal directions and quantised the
+//! same way. 台风 comes near 下雨, 骑手 near 外卖, 宾馆 near 酒店, where characters and n-grams
+//! see nothing in common. The engine parses it only for a KB with Chinese text.
+//!
+//! A message's vector in each table is the IDF-weighted sum of its tokens' vectors (IDF from the
+//! KB, so words every example uses count little), normalised; the engine appends one block per
+//! table to the lexical features, each weighted by its script's share of the message's tokens.
 //!
 //! File layout (little-endian): [`MAGIC`], dimensions (u32), entries (u32), one f32 scale per
 //! dimension, then per entry: stem length (u8), stem bytes, one i8 per dimension (value × scale).
@@ -24,6 +33,8 @@ use std::sync::OnceLock;
 pub const MAGIC: &[u8; 8] = b"KEFUWV01";
 
 static ENGLISH: &[u8] = include_bytes!("../data/en-word-vectors.bin");
+
+static CHINESE: &[u8] = include_bytes!("../data/zh-word-vectors.bin");
 
 /// FNV-1a: a word is looked up for every token of every message, and on such short keys FNV is
 /// several times faster than the default SipHash (the tables are not built from untrusted input
@@ -117,6 +128,16 @@ impl WordVectors {
         static TABLE: OnceLock<Option<WordVectors>> = OnceLock::new();
         TABLE
             .get_or_init(|| WordVectors::parse(ENGLISH).ok())
+            .as_ref()
+    }
+
+    /// The Chinese table compiled into the crate (parsed on first use), distilled from
+    /// multilingual-e5-small (see the module doc). None only if the file were corrupt, which
+    /// `the_compiled_tables_parse` rules out.
+    pub fn chinese() -> Option<&'static WordVectors> {
+        static TABLE: OnceLock<Option<WordVectors>> = OnceLock::new();
+        TABLE
+            .get_or_init(|| WordVectors::parse(CHINESE).ok())
             .as_ref()
     }
 
@@ -303,6 +324,30 @@ mod tests {
         assert!(cos(&swallow, &vector("eat")) > cos(&swallow, &vector("password")));
         let atm = vector("atm");
         assert!(cos(&atm, &vector("cash")) > cos(&atm, &vector("holiday")));
+    }
+
+    #[test]
+    fn chinese_words_near_in_meaning_are_near_in_the_chinese_table() {
+        let t = WordVectors::chinese().unwrap_or_else(|| panic!("the compiled table parses"));
+        assert!(t.len() > 100_000, "{} words", t.len());
+        let v = |w: &str| {
+            t.sentence(&[w.to_owned()], |_| 1.0)
+                .unwrap_or_else(|| panic!("{w} has a vector"))
+        };
+        for (word, near, far) in [
+            ("台风", "下雨", "股票"),
+            ("骑手", "外卖", "航班"),
+            ("宾馆", "酒店", "快递"),
+            ("密码", "口令", "天气"),
+            ("被盗", "失窃", "充值"),
+        ] {
+            let w = v(word);
+            assert!(
+                cos(&w, &v(near)) > cos(&w, &v(far)),
+                "{word}: {near} / {far}"
+            );
+        }
+        assert!(t.sentence(&["card".to_owned()], |_| 1.0).is_none());
     }
 
     #[test]
