@@ -280,8 +280,7 @@ struct WordVectorGroups {
 
 impl WordVectorGroups {
     /// The tables `opts` asks for, fitted on `tokens` (one list per training text). The Chinese
-    /// table (about 100 MB of index and vectors touched) is used only when a text has a Chinese
-    /// token.
+    /// table (about 13 MiB once parsed) is used only when a text has a Chinese token.
     fn fit(opts: &EngineOptions, tokens: &[Vec<String>]) -> WordVectorGroups {
         let fitted = |table: &'static WordVectors| (table, WordWeights::fit(table, tokens));
         let has_chinese = || {

@@ -14,13 +14,14 @@
 //! distilled from multilingual-e5-small (MIT; `models/README.md`) by
 //! `models/distill-zh-words.sh`: the 100,000 most frequent Chinese words of jieba's dictionary
 //! (the segmenter's own, so the table's words are the tokens it produces) and every single
-//! character, each encoded on its own, projected on 96 principal directions and quantised the
-//! same way. 台风 comes near 下雨, 骑手 near 外卖, 宾馆 near 酒店, where characters and n-grams
+//! character, each encoded on its own, centred, projected on 96 principal directions and
+//! quantised the same way. 台风 comes near 下雨, 骑手 near 外卖, 宾馆 near 酒店, where characters and n-grams
 //! see nothing in common. The engine parses it only for a KB with Chinese text.
 //!
 //! A message's vector in each table is the IDF-weighted sum of its tokens' vectors (IDF from the
-//! KB, so words every example uses count little), normalised; the engine appends one block per
-//! table to the lexical features, each weighted by its script's share of the message's tokens.
+//! KB, so words every example uses count little; the engine cubes it for Chinese tokens),
+//! normalised; the engine appends one block per table to the lexical features, each weighted by
+//! its script's share of the message's tokens.
 //!
 //! File layout (little-endian): [`MAGIC`], dimensions (u32), entries (u32), one f32 scale per
 //! dimension, then per entry: stem length (u8), stem bytes, one i8 per dimension (value × scale).
@@ -133,7 +134,7 @@ impl WordVectors {
 
     /// The Chinese table compiled into the crate (parsed on first use), distilled from
     /// multilingual-e5-small (see the module doc). None only if the file were corrupt, which
-    /// `the_compiled_tables_parse` rules out.
+    /// `chinese_words_near_in_meaning_are_near_in_the_chinese_table` rules out.
     pub fn chinese() -> Option<&'static WordVectors> {
         static TABLE: OnceLock<Option<WordVectors>> = OnceLock::new();
         TABLE
@@ -351,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn chinese_and_unknown_tokens_have_no_vector() {
+    fn chinese_and_unknown_tokens_have_no_english_vector() {
         let t = table();
         assert!(t.sentence(&["提币".to_owned()], |_| 1.0).is_none());
         assert!(t.sentence(&["qzxqzxv".to_owned()], |_| 1.0).is_none());
