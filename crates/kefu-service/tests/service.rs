@@ -10,7 +10,7 @@
 
 mod common;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::{Db, alice, message, message_from, user};
 use kefu_core::delivery::Delivery;
 use kefu_core::model::{ConversationRef, Sender, TicketStatus};
@@ -19,15 +19,25 @@ use kefu_store::OutboxMessage;
 
 /// What waits in the outbox for a conversation, oldest first.
 async fn pending(s: &Service, c: &ConversationRef) -> Vec<OutboxMessage> {
+    pending_at(s, c, Utc::now()).await
+}
+
+/// What is due for a conversation by `at`.
+async fn pending_at(s: &Service, c: &ConversationRef, at: DateTime<Utc>) -> Vec<OutboxMessage> {
     s.store()
-        .pending_outbox_for_conversation(c, Utc::now())
+        .pending_outbox_for_conversation(c, at)
         .await
         .unwrap()
 }
 
 /// The texts waiting for a user.
 async fn texts(s: &Service, c: &ConversationRef) -> Vec<String> {
-    pending(s, c)
+    texts_at(s, c, Utc::now()).await
+}
+
+/// The texts due for a user by `at`.
+async fn texts_at(s: &Service, c: &ConversationRef, at: DateTime<Utc>) -> Vec<String> {
+    pending_at(s, c, at)
         .await
         .iter()
         .filter_map(|m| m.user_message().map(|o| o.text.clone()))
@@ -94,21 +104,8 @@ async fn the_same_platform_message_delivered_twice_gets_one_reply() {
 async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
     for db in Db::each().await {
         let now = Utc::now();
-        {
-            // A process stored the message, claimed until a second from now, then died.
-            let store = db.store().await;
-            store
-                .record_inbound(
-                    &message("m7", "怎么联系客服"),
-                    &kefu_core::model::Redacted::of("怎么联系客服"),
-                    "dead",
-                    now + TimeDelta::seconds(1),
-                    now,
-                )
-                .await
-                .unwrap();
-            store.close().await;
-        }
+        // A process stored the message, claimed until a second from now, then died.
+        stored_by_a_dead_handler(&db, ("m7", "怎么联系客服"), TimeDelta::seconds(1), now).await;
         let s = db.service("b").await;
         assert_eq!(
             s.recover(now).await.unwrap(),
@@ -131,16 +128,20 @@ async fn a_message_stored_before_a_crash_is_handled_once_its_claim_expires() {
     }
 }
 
-/// A process stored the user's first question ("充值没到账"), claimed for two seconds, then died.
-async fn stored_by_a_dead_handler(db: &Db) {
-    let now = Utc::now();
+/// A process stored the user's message `(id, text)` at `now`, claimed it for `claim`, then died.
+async fn stored_by_a_dead_handler(
+    db: &Db,
+    (id, text): (&str, &str),
+    claim: TimeDelta,
+    now: DateTime<Utc>,
+) {
     let store = db.store().await;
     store
         .record_inbound(
-            &message("m1", "充值没到账"),
-            &kefu_core::model::Redacted::of("充值没到账"),
+            &message(id, text),
+            &kefu_core::model::Redacted::of(text),
             "dead",
-            now + TimeDelta::seconds(2),
+            now + claim,
             now,
         )
         .await
@@ -148,10 +149,26 @@ async fn stored_by_a_dead_handler(db: &Db) {
     store.close().await;
 }
 
+/// How long the dead handler below claimed the first question. The tests pass a clock this far
+/// ahead instead of sleeping, so a slow machine never sees the claim expire early.
+const DEAD_CLAIM: TimeDelta = TimeDelta::seconds(60);
+
+/// The user's first question ("充值没到账"), stored by a process that claimed it for
+/// [`DEAD_CLAIM`] and died.
+async fn first_question_of_a_dead_handler(db: &Db) {
+    let first = ("m1", "充值没到账");
+    stored_by_a_dead_handler(db, first, DEAD_CLAIM, Utc::now()).await;
+}
+
+/// A moment after the dead handler's claim expired.
+fn after_the_dead_claim() -> DateTime<Utc> {
+    Utc::now() + DEAD_CLAIM + TimeDelta::seconds(1)
+}
+
 #[tokio::test]
 async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
     for db in Db::each().await {
-        stored_by_a_dead_handler(&db).await;
+        first_question_of_a_dead_handler(&db).await;
         let s = db.service("b").await;
         // The second question reaches the new process first: it waits, unanswered.
         let second = s
@@ -168,14 +185,14 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
             0,
             "the second waits while the first is still claimed"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-        assert_eq!(s.recover(Utc::now()).await.unwrap(), 2, "both, in one pass");
+        let later = after_the_dead_claim();
+        assert_eq!(s.recover(later).await.unwrap(), 2, "both, in one pass");
         assert_eq!(
             user_lines(&s, &alice()).await,
             ["充值没到账", "怎么修改密码"],
             "in the order they came"
         );
-        let answers = texts(&s, &alice()).await;
+        let answers = texts_at(&s, &alice(), later).await;
         let deposit = answers
             .iter()
             .position(|t| t.contains("充币需要区块链确认"));
@@ -184,7 +201,7 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
             deposit.is_some() && password.is_some() && deposit < password,
             "the first question answered first: {answers:#?}"
         );
-        assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "handled once");
+        assert_eq!(s.recover(later).await.unwrap(), 0, "handled once");
     }
 }
 
@@ -194,17 +211,17 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
 #[tokio::test]
 async fn the_next_message_of_a_conversation_takes_the_ones_waiting_before_it_in_order() {
     for db in Db::each().await {
-        stored_by_a_dead_handler(&db).await;
+        first_question_of_a_dead_handler(&db).await;
         let s = db.service("b").await;
         let second = s
             .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
             .await
             .unwrap();
         assert_eq!(second, Handled::Deferred);
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let later = after_the_dead_claim();
         // No recovery runs. The third message waits too, then takes all three in order.
         let third = s
-            .handle_inbound(&message("m3", "2FA丢了怎么办"), Utc::now())
+            .handle_inbound(&message("m3", "2FA丢了怎么办"), later)
             .await
             .unwrap();
         assert_eq!(third, Handled::Deferred, "it waited for the two before it");
@@ -212,14 +229,14 @@ async fn the_next_message_of_a_conversation_takes_the_ones_waiting_before_it_in_
             user_lines(&s, &alice()).await,
             ["充值没到账", "怎么修改密码", "2FA丢了怎么办"]
         );
-        let answers = texts(&s, &alice()).await;
+        let answers = texts_at(&s, &alice(), later).await;
         let at = |needle: &str| answers.iter().position(|t| t.contains(needle));
         let (deposit, password) = (at("充币需要区块链确认"), at("重置密码步骤"));
         assert!(
             deposit.is_some() && password.is_some() && deposit < password,
             "answered in order: {answers:#?}"
         );
-        assert_eq!(s.recover(Utc::now()).await.unwrap(), 0, "nothing left over");
+        assert_eq!(s.recover(later).await.unwrap(), 0, "nothing left over");
     }
 }
 
