@@ -291,12 +291,21 @@ async fn a_lead_works_a_telegram_ticket_in_the_browser_from_queue_to_rating() {
     })
     .await;
 
-    // The reports (a lead's page): charts drawn.
-    browser
-        .c()
-        .goto(&bot.url("/reports"))
-        .await
-        .expect("open /reports");
+    // The reports (a lead's page): charts drawn. The bot acknowledges a button press before it
+    // stores the rating, so the page is reloaded (bounded) until the rating is in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        browser
+            .c()
+            .goto(&bot.url("/reports"))
+            .await
+            .expect("open /reports");
+        let shown = browser.wait_for("#mean-rating").await.text().await;
+        if shown.is_ok_and(|t| t.contains("5.00 / 5")) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for chart in [
         "svg#chart-tickets",
         "svg#chart-decisions",
