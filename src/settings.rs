@@ -513,6 +513,7 @@ mod tests {
         assert_eq!(s.nlu.encoder, EncoderKind::None);
         assert_eq!(s.nlu.model_dir, PathBuf::from("models/all-MiniLM-L6-v2"));
         assert!(s.nlu.word_vectors, "word vectors are on by default");
+        assert!(s.nlu.chinese_word_vectors, "the Chinese table too");
         assert!(s.nlu.lexicon, "the lexicon is on by default");
         assert!(s.database.url.starts_with("sqlite://"));
         kefu_core::SupportHours::parse(

@@ -342,6 +342,9 @@ fn eval_json_prints_one_object_with_the_contract_metrics() {
     unit(&r["resolved_rate"]);
     unit(&r["wrong_answer_rate"]);
     unit(&r["oos_recall"]);
+    // A KB with Chinese examples: both word-vector tables are among the features.
+    assert_eq!(r["word_vectors"], true, "{r:?}");
+    assert_eq!(r["chinese_word_vectors"], true, "{r:?}");
     // The cases are the KB's own examples: a working engine ranks most of them first.
     assert!(
         top1 >= 0.5,
