@@ -165,17 +165,36 @@ fn after_the_dead_claim() -> DateTime<Utc> {
     Utc::now() + DEAD_CLAIM + TimeDelta::seconds(1)
 }
 
+/// A new process "b" after the dead handler: the user's second question ("怎么修改密码") reaches it
+/// first and waits for the first one.
+async fn second_question_waiting(db: &Db) -> Service {
+    first_question_of_a_dead_handler(db).await;
+    let s = db.service("b").await;
+    let second = s
+        .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(second, Handled::Deferred);
+    s
+}
+
+/// The answer to the first question (a deposit) comes before the answer to the second (a
+/// password), among the replies due by `at`.
+async fn first_answered_first(s: &Service, at: DateTime<Utc>) {
+    let answers = texts_at(s, &alice(), at).await;
+    let find = |needle: &str| answers.iter().position(|t| t.contains(needle));
+    let (deposit, password) = (find("充币需要区块链确认"), find("重置密码步骤"));
+    assert!(
+        deposit.is_some() && password.is_some() && deposit < password,
+        "the first question answered first: {answers:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
     for db in Db::each().await {
-        first_question_of_a_dead_handler(&db).await;
-        let s = db.service("b").await;
         // The second question reaches the new process first: it waits, unanswered.
-        let second = s
-            .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(second, Handled::Deferred);
+        let s = second_question_waiting(&db).await;
         assert!(
             pending(&s, &alice()).await.is_empty(),
             "nothing answered yet"
@@ -192,15 +211,7 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
             ["充值没到账", "怎么修改密码"],
             "in the order they came"
         );
-        let answers = texts_at(&s, &alice(), later).await;
-        let deposit = answers
-            .iter()
-            .position(|t| t.contains("充币需要区块链确认"));
-        let password = answers.iter().position(|t| t.contains("重置密码步骤"));
-        assert!(
-            deposit.is_some() && password.is_some() && deposit < password,
-            "the first question answered first: {answers:#?}"
-        );
+        first_answered_first(&s, later).await;
         assert_eq!(s.recover(later).await.unwrap(), 0, "handled once");
     }
 }
@@ -211,13 +222,7 @@ async fn a_message_after_one_a_dead_handler_held_waits_its_turn() {
 #[tokio::test]
 async fn the_next_message_of_a_conversation_takes_the_ones_waiting_before_it_in_order() {
     for db in Db::each().await {
-        first_question_of_a_dead_handler(&db).await;
-        let s = db.service("b").await;
-        let second = s
-            .handle_inbound(&message("m2", "怎么修改密码"), Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(second, Handled::Deferred);
+        let s = second_question_waiting(&db).await;
         let later = after_the_dead_claim();
         // No recovery runs. The third message waits too, then takes all three in order.
         let third = s
@@ -229,13 +234,7 @@ async fn the_next_message_of_a_conversation_takes_the_ones_waiting_before_it_in_
             user_lines(&s, &alice()).await,
             ["充值没到账", "怎么修改密码", "2FA丢了怎么办"]
         );
-        let answers = texts_at(&s, &alice(), later).await;
-        let at = |needle: &str| answers.iter().position(|t| t.contains(needle));
-        let (deposit, password) = (at("充币需要区块链确认"), at("重置密码步骤"));
-        assert!(
-            deposit.is_some() && password.is_some() && deposit < password,
-            "answered in order: {answers:#?}"
-        );
+        first_answered_first(&s, later).await;
         assert_eq!(s.recover(later).await.unwrap(), 0, "nothing left over");
     }
 }
