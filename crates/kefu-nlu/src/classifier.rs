@@ -163,40 +163,66 @@ impl LogReg {
 
 /// Runs the best version for the CPU (AVX2 and FMA where available): scoring is most of both
 /// training and classification time.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.2"))]
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+sse4.2"))]
 fn scores_into(w: &[f32], b: &[f32], scale: f32, classes: usize, x: &SparseVec, out: &mut [f32]) {
     out.fill(0.0);
     // Classes in blocks whose sums stay in registers while every feature adds its part of the
-    // block; each sum still adds the features in the same order, so scores are the same.
+    // block; each sum still adds the features in the same order, so scores are the same. Wide
+    // blocks keep many independent sums in flight (a block of one or two registers waits on each
+    // multiply-add's latency), so the classes go in blocks of 96, then one block of the rest,
+    // rounded up to whole registers by scoring a few classes again (to the same values).
     let mut start = 0;
-    while start + 64 <= classes {
-        score_block::<64>(w, classes, start, x, out);
-        start += 64;
+    while start + 96 <= classes {
+        score_block::<96>(w, classes, start, x, out);
+        start += 96;
     }
-    while start + 16 <= classes {
-        score_block::<16>(w, classes, start, x, out);
-        start += 16;
-    }
-    if start < classes {
-        if classes >= 8 {
-            // The last eight classes, some of them scored again (to the same values).
-            while start + 8 < classes {
-                score_block::<8>(w, classes, start, x, out);
-                start += 8;
+    let rest = classes - start;
+    if rest > 0 && classes < 8 {
+        let rest = &mut out[start..classes];
+        for (&j, &v) in x.idx.iter().zip(&x.val) {
+            let at = j as usize * classes;
+            for (o, r) in rest.iter_mut().zip(&w[at + start..at + classes]) {
+                *o += v * r;
             }
-            score_block::<8>(w, classes, classes - 8, x, out);
+        }
+    } else if rest > 0 {
+        let width = rest.div_ceil(8) * 8;
+        if width <= classes {
+            score_width(width, w, classes, classes - width, x, out);
         } else {
-            let rest = &mut out[start..classes];
-            for (&j, &v) in x.idx.iter().zip(&x.val) {
-                let at = j as usize * classes;
-                for (o, r) in rest.iter_mut().zip(&w[at + start..at + classes]) {
-                    *o += v * r;
-                }
-            }
+            // Fewer than 96 classes, not a multiple of 8: whole registers, then the last eight.
+            score_width(width - 8, w, classes, 0, x, out);
+            score_block::<8>(w, classes, classes - 8, x, out);
         }
     }
     for (o, bias) in out.iter_mut().zip(b) {
         *o = *o * scale + bias;
+    }
+}
+
+/// [`score_block`] for a width that is a multiple of 8 up to 96.
+#[inline(always)]
+fn score_width(
+    width: usize,
+    w: &[f32],
+    classes: usize,
+    start: usize,
+    x: &SparseVec,
+    out: &mut [f32],
+) {
+    match width {
+        8 => score_block::<8>(w, classes, start, x, out),
+        16 => score_block::<16>(w, classes, start, x, out),
+        24 => score_block::<24>(w, classes, start, x, out),
+        32 => score_block::<32>(w, classes, start, x, out),
+        40 => score_block::<40>(w, classes, start, x, out),
+        48 => score_block::<48>(w, classes, start, x, out),
+        56 => score_block::<56>(w, classes, start, x, out),
+        64 => score_block::<64>(w, classes, start, x, out),
+        72 => score_block::<72>(w, classes, start, x, out),
+        80 => score_block::<80>(w, classes, start, x, out),
+        88 => score_block::<88>(w, classes, start, x, out),
+        _ => score_block::<96>(w, classes, start, x, out),
     }
 }
 
