@@ -299,8 +299,9 @@ fn term_frequencies(index: &KeyMap, raw: &RawFeatures) -> SparseVec {
     out
 }
 
-/// Sorts feature indices. A message has a few hundred, which sort about twice as fast by their
-/// bytes (a radix sort) as by comparisons; few enough go to the standard sort.
+/// Sorts feature indices. A message has a few hundred, which sort faster by their bytes (a radix
+/// sort: 1.2 against 1.7 µs on CLINC150's messages) than by comparisons; fewer go to the standard
+/// sort.
 fn sort_indices(v: &mut Vec<u32>) {
     if v.len() < 64 {
         v.sort_unstable();
