@@ -244,6 +244,15 @@ pub struct DatabaseSettings {
     /// the instance running it dies, another takes over within this plus a second.
     #[serde(default = "three_seconds")]
     pub lease_seconds: u64,
+    /// How many days the delivery journal is kept (inbound messages once handled, outbox rows once
+    /// delivered or given up, dead letters); 0 keeps it for ever. Tickets and transcripts are
+    /// never deleted.
+    #[serde(default = "thirty_days")]
+    pub retention_days: u32,
+}
+
+fn thirty_days() -> u32 {
+    30
 }
 
 /// `[support]`: when staff answer.
@@ -392,6 +401,12 @@ impl Settings {
                 self.database.lease_seconds
             );
         }
+        if self.database.retention_days > 36_500 {
+            anyhow::bail!(
+                "database.retention_days = {} is out of range; fix: 1 to 36500 days, or 0 to keep the journal for ever (the default is 30)",
+                self.database.retention_days
+            );
+        }
         if !(1..=1024).contains(&self.discord.shards) {
             anyhow::bail!(
                 "discord.shards = {} is out of range; fix: 1 (the default) up to 1024, the total shard count Discord recommends for the bot",
@@ -516,6 +531,7 @@ mod tests {
         assert!(s.nlu.chinese_word_vectors, "the Chinese table too");
         assert!(s.nlu.lexicon, "the lexicon is on by default");
         assert!(s.database.url.starts_with("sqlite://"));
+        assert_eq!(s.database.retention_days, 30, "the journal is kept 30 days");
         kefu_core::SupportHours::parse(
             &s.support.timezone,
             &s.support.days,
@@ -545,6 +561,29 @@ mod tests {
         let err = Settings::load_with_env(dir.path(), env(&[("KEFU__NLU__ENCODER", "bert")]))
             .expect_err("unknown encoder");
         assert!(format!("{err:#}").contains("bert"), "{err:#}");
+    }
+
+    #[test]
+    fn the_retention_is_days_or_zero_for_ever() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for days in ["0", "1", "36500"] {
+            let s = Settings::load_with_env(
+                dir.path(),
+                env(&[("KEFU__DATABASE__RETENTION_DAYS", days)]),
+            )
+            .expect("a valid retention");
+            assert_eq!(s.database.retention_days.to_string(), days);
+        }
+        let err = Settings::load_with_env(
+            dir.path(),
+            env(&[("KEFU__DATABASE__RETENTION_DAYS", "36501")]),
+        )
+        .expect_err("more than a hundred years");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("database.retention_days") && msg.contains("fix:"),
+            "{msg}"
+        );
     }
 
     fn env(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {

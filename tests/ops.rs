@@ -835,3 +835,147 @@ async fn sighup_reloads_the_kb() {
     let (status, _) = bot.get("/healthz").await;
     assert_eq!(status, 200);
 }
+
+/// Housekeeping from the outside: a database with a month and a half of finished journal, and
+/// one message still waiting to be handled. `kefu run` deletes the old finished rows at start,
+/// counts them in `/metrics`, keeps the transcript and handles the waiting message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_deletes_the_old_finished_journal_and_keeps_the_rest() {
+    use kefu_core::model::{ConversationRef, Inbound, Outgoing, Redacted, Sender};
+    use kefu_store::{NewLine, Store};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
+    let old = chrono::Utc::now() - chrono::TimeDelta::days(45);
+    let chat = ConversationRef {
+        platform: "telegram".to_owned(),
+        chat_id: USER.to_string(),
+        user_id: USER.to_string(),
+    };
+    let message = |id: &str, text: &str, at| Inbound {
+        conversation: chat.clone(),
+        user_name: "Alice".to_owned(),
+        platform_message_id: id.to_owned(),
+        text: text.to_owned(),
+        at,
+        attachments: Vec::new(),
+        pressed: false,
+    };
+    {
+        let store = Store::connect(&url).await.expect("store");
+        let kefu_store::InboundOutcome::New(handled) = store
+            .record_inbound(
+                &message("1", "很久以前的问题", old),
+                &Redacted::of("很久以前的问题"),
+                "gone",
+                old,
+                old,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("new message expected");
+        };
+        let mut tx = store.begin().await.unwrap();
+        let conversation = tx.load_conversation(&chat).await.unwrap().id;
+        tx.append_user_line(
+            conversation,
+            None,
+            handled,
+            &NewLine::new(old, Sender::User, "很久以前的问题"),
+        )
+        .await
+        .unwrap();
+        assert!(tx.finish_inbound(handled, "gone", old).await.unwrap());
+        tx.commit().await.unwrap();
+        let sent = store
+            .enqueue(
+                &Outgoing {
+                    conversation: chat.clone(),
+                    text: "很久以前的答复".to_owned(),
+                    buttons: Vec::new(),
+                    reply_to: None,
+                },
+                old,
+            )
+            .await
+            .unwrap();
+        assert!(store.mark_delivered(sent, Some("1"), old).await.unwrap());
+        // Stored a moment ago by an instance that died before handling it: recovery answers it.
+        let now = chrono::Utc::now();
+        store
+            .record_inbound(
+                &message("2", "提币失败了怎么办", now),
+                &Redacted::of("提币失败了怎么办"),
+                "gone",
+                now - chrono::TimeDelta::seconds(1),
+                now,
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    let fake = Fake::start().await;
+    let bot = Bot::start(
+        &fake,
+        Some(&url),
+        &[("KEFU__DATABASE__RETENTION_DAYS", "30")],
+    )
+    .await;
+    let m = bot
+        .metrics_until("the old journal deleted", |m| {
+            sum(
+                m,
+                "kefu_pruned_rows_total",
+                &[r#"table="inbound_messages""#],
+            ) >= 1.0
+        })
+        .await;
+    assert_eq!(
+        sum(
+            &m,
+            "kefu_pruned_rows_total",
+            &[r#"table="inbound_messages""#]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&m, "kefu_pruned_rows_total", &[r#"table="outbox""#]),
+        1.0
+    );
+    fake.wait_for("the waiting message answered", |r| {
+        r.method == "sendmessage" && r.body["chat_id"] == json!(USER)
+    })
+    .await;
+    let (code, log) = bot.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("housekeeping: deleted"), "{log}");
+
+    let store = Store::connect(&url).await.expect("store");
+    let lines: Vec<String> = store
+        .transcript(&chat)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("很久以前的问题"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l == "提币失败了怎么办"), "{lines:?}");
+    // The message handled now is recent: it stays, and a repeat of it is still recognised.
+    let again = store
+        .record_inbound(
+            &message("2", "提币失败了怎么办", chrono::Utc::now()),
+            &Redacted::of("提币失败了怎么办"),
+            "test",
+            chrono::Utc::now(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, kefu_store::InboundOutcome::Duplicate);
+}

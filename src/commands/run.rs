@@ -80,6 +80,8 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
             )
         };
         let recovery = recover_loop(&service, shutdown.clone());
+        let housekeeping =
+            housekeeping_loop(&service, settings.database.retention_days, shutdown.clone());
         // The staff console: a listener that cannot open is logged, the platforms go on.
         let console = async {
             if let Err(Failure::BadInput(e) | Failure::Other(e)) =
@@ -88,10 +90,11 @@ pub fn run(settings: &Settings, kb: &Path) -> Result<(), Failure> {
                 tracing::error!(error = %format!("{e:#}"), "the staff console is off");
             }
         };
-        let (t, d, (), (), (), (), ()) = tokio::join!(
+        let (t, d, (), (), (), (), (), ()) = tokio::join!(
             telegram_run,
             discord_run,
             recovery,
+            housekeeping,
             ops_server,
             sighup,
             watcher,
@@ -125,6 +128,46 @@ async fn recover_loop(
         }
         if let Err(e) = service.recover(chrono::Utc::now()).await {
             tracing::warn!(error = %kefu_service::error_chain(&e), "recovery: cannot look for unfinished messages");
+        }
+    }
+}
+
+/// How often the finished journal older than `database.retention_days` is deleted.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the finished delivery journal older than `retention_days` (0: never) at start and
+/// then hourly, until shutdown ([`kefu_service::Service::prune_history`]). Every instance does it;
+/// the batches are shared out, so running it twice at once deletes nothing twice.
+async fn housekeeping_loop(
+    service: &kefu_service::Service,
+    retention_days: u32,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    if retention_days == 0 {
+        tracing::info!("housekeeping: off (database.retention_days = 0): the journal is kept");
+        return;
+    }
+    let keep = chrono::TimeDelta::days(i64::from(retention_days));
+    loop {
+        match service.prune_history(keep, chrono::Utc::now()).await {
+            Ok(p) if p.total() > 0 => tracing::info!(
+                inbound_messages = p.inbound,
+                outbox = p.outbox,
+                dead_letters = p.dead_letters,
+                bot_decisions = p.decisions,
+                "housekeeping: deleted the finished journal older than {retention_days} days"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %kefu_service::error_chain(&e), "housekeeping: cannot delete the old journal; trying again in an hour");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
         }
     }
 }

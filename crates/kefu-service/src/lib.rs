@@ -50,6 +50,7 @@
 pub mod accounts;
 pub mod delivery;
 mod directory;
+pub mod housekeeping;
 mod inbound;
 pub mod labels;
 pub mod leadership;

@@ -88,6 +88,11 @@ struct OutcomeLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KbLabels {
     version: String,
 }
@@ -131,6 +136,7 @@ pub struct Metrics {
     ratings: Family<ScoreLabel, Counter>,
     secrets: Family<PlatformLabel, Counter>,
     kb_reloads: Family<OutcomeLabel, Counter>,
+    pruned: Family<TableLabel, Counter>,
     kb_info: Family<KbLabels, Gauge>,
     kb_intents: Gauge,
 }
@@ -164,6 +170,7 @@ impl Metrics {
             ratings: Family::default(),
             secrets: Family::default(),
             kb_reloads: Family::default(),
+            pruned: Family::default(),
             kb_info: Family::default(),
             kb_intents: Gauge::default(),
         };
@@ -253,6 +260,11 @@ impl Metrics {
             "secrets_redacted",
             "Secrets (seed phrases, private keys) found in users' messages and redacted, per platform",
             m.secrets.clone(),
+        );
+        registry.register(
+            "pruned_rows",
+            "Rows housekeeping deleted after database.retention_days, per table: inbound_messages (handled), outbox (delivered or given up), dead_letters, bot_decisions",
+            m.pruned.clone(),
         );
         registry.register(
             "kb_reloads",
@@ -391,6 +403,22 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// What one housekeeping pass deleted.
+    pub(crate) fn pruned(&self, p: &kefu_store::Pruned) {
+        for (table, n) in [
+            ("inbound_messages", p.inbound),
+            ("outbox", p.outbox),
+            ("dead_letters", p.dead_letters),
+            ("bot_decisions", p.decisions),
+        ] {
+            self.pruned
+                .get_or_create(&TableLabel {
+                    table: table.to_owned(),
+                })
+                .inc_by(n);
+        }
     }
 
     /// The knowledge base now serving (at start-up, and after a reload).

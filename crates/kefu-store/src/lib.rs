@@ -47,6 +47,7 @@
 pub mod error;
 mod labels;
 mod ops;
+mod retention;
 mod staff;
 pub mod store;
 pub mod types;
@@ -56,6 +57,6 @@ pub use store::{Store, UnitOfWork};
 pub use types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
     InboundOutcome, KbDecision, LabelKind, Miss, MissSummary, NewLine, NewTicket, OpenTicket,
-    OutboxMessage, Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord,
+    OutboxMessage, Pruned, Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord,
     StaffSessionRecord, StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
 };

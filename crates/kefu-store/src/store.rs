@@ -15,10 +15,11 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{Result, StoreError, db, redact_url};
 use crate::ops::{self, Conn};
+use crate::retention::{self, Oldest};
 use crate::types::{
     Activity, Backend, CancelOutcome, ClaimOutcome, Conversation, DeadLetter, FailedDelivery,
     InboundOutcome, KbDecision, Miss, MissSummary, NewLine, NewTicket, OpenTicket, OutboxMessage,
-    Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord,
+    Pruned, Rating, RecentInbound, ReleaseOutcome, ResolveOutcome, StaffRecord, StaffSessionRecord,
     StoreOptions, StoredInbound, TaggedLine, TicketLabel, User,
 };
 use crate::{labels, staff};
@@ -764,6 +765,55 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<()> {
         ops::set_platform_state(self.acquire().await?.conn(), name, value, at).await
+    }
+
+    /// Deletes, in batches of `batch` rows (each its own transaction), what is kept only for a
+    /// while: inbound messages received before `journal_before` that were handled or set aside,
+    /// outbox rows created before it that were delivered or given up, dead letters recorded
+    /// before it, and the bot's decisions made before `decisions_before`. What is still to be
+    /// handled or delivered stays, however old; tickets, transcripts, ratings, unanswered
+    /// questions and labels are never deleted (a line or question keeps its text when its inbound
+    /// message goes). Safe to run from several instances at once.
+    pub async fn prune(
+        &self,
+        journal_before: DateTime<Utc>,
+        decisions_before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<Pruned> {
+        let batch = batch.max(1);
+        let mut pruned = Pruned::default();
+        loop {
+            let mut tx = self.begin().await?;
+            let ids = retention::old_inbound(tx.conn(), journal_before, batch).await?;
+            let n = retention::delete_inbound(tx.conn(), &ids, journal_before).await?;
+            tx.commit().await?;
+            pruned.inbound += n;
+            if n == 0 || ids.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        for (which, before) in [
+            (Oldest::Outbox, journal_before),
+            (Oldest::DeadLetters, journal_before),
+            (Oldest::Decisions, decisions_before),
+        ] {
+            loop {
+                let n =
+                    retention::delete_oldest(self.acquire().await?.conn(), which, before, batch)
+                        .await?;
+                *match which {
+                    Oldest::Outbox => &mut pruned.outbox,
+                    Oldest::DeadLetters => &mut pruned.dead_letters,
+                    Oldest::Decisions => &mut pruned.decisions,
+                } += n;
+                if i64::try_from(n).unwrap_or(i64::MAX) < batch {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(pruned)
     }
 
     /// Records a question the bot could not answer.

@@ -474,3 +474,23 @@ pub struct TaggedLine {
     /// The line.
     pub line: TranscriptLine,
 }
+
+/// What one [`Store::prune`](crate::Store::prune) deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Inbound messages handled or set aside.
+    pub inbound: u64,
+    /// Outbox rows delivered or given up.
+    pub outbox: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// The bot's recorded decisions (the console report's counts).
+    pub decisions: u64,
+}
+
+impl Pruned {
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.inbound + self.outbox + self.dead_letters + self.decisions
+    }
+}

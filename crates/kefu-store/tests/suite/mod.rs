@@ -4,7 +4,8 @@
 //! - this file: the machinery, shared helpers, migrations, units of work and tickets;
 //! - `inbound`: recording inbound messages, their handling leases, recovery and late redaction;
 //! - `outbox`: deliveries, their per-destination leases, retries and failures;
-//! - `coordination`: named leases between instances, dead letters and platform state.
+//! - `coordination`: named leases between instances, dead letters and platform state;
+//! - `retention`: deleting old finished history.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,10 +15,12 @@
 mod coordination;
 mod inbound;
 mod outbox;
+mod retention;
 
 pub use coordination::*;
 pub use inbound::*;
 pub use outbox::*;
+pub use retention::*;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -93,6 +96,9 @@ macro_rules! store_suite {
             named_leases_are_exclusive_renewable_taken_over_after_expiry_and_released,
             concurrent_instances_never_hold_one_named_lease_together,
             dead_letters_and_platform_state_round_trip,
+            // retention
+            prune_deletes_only_finished_history_older_than_the_cut_off,
+            instances_pruning_at_once_delete_each_row_once,
         );
     };
     (@tests $run:path; $($name:ident),* $(,)?) => {
