@@ -1,22 +1,27 @@
-//! Server-sent events for the live pages. Each stream polls the store about once a second —
-//! changes made by any instance sharing the database show — renders what its page shows and
-//! sends an event (`change`, its data the fragment's version) only when that changed; the first
-//! poll always sends one, so a page rendered a moment before the stream opened catches up. The
-//! page's script fetches the fragment when the version differs from the one it shows.
+//! Server-sent events for the live pages. What a page shows is polled from the store about once
+//! a second — changes made by any instance sharing the database show — by one poll per page
+//! watched (the queue with one set of filters, one ticket), shared by every stream watching it:
+//! twenty staff on the queue cost the database one query a second, not twenty. A stream sends an
+//! event (`change`, its data the fragment's version) only when the version changed; its first
+//! event is the version known when it opened, so a page rendered a moment before catches up. The
+//! page's script fetches the fragment when the version differs from the one it shows. A poll ends
+//! within a second of its last stream; `kefu_console_event_streams` and `kefu_console_polls` count
+//! both.
 //!
 //! A stream re-checks its session or token every 30 seconds and ends when it is gone; it ends
 //! when the server shuts down, and after a minute in any case (the browser reconnects within a
 //! second and the new stream's first event catches the page up); it is dropped when the client
 //! goes away (found at the latest by the keep-alive comments).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures_util::Stream;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
@@ -26,7 +31,7 @@ use crate::problem::{ApiError, Problem};
 use crate::queue::{self, Filter};
 use crate::ticket;
 
-/// How often a stream polls the store.
+/// How often a page's poll reads the store.
 const POLL: Duration = Duration::from_secs(1);
 /// How often a stream checks that its session or token still holds.
 const RECHECK: Duration = Duration::from_secs(30);
@@ -60,20 +65,130 @@ impl Watch {
             }
         }
     }
+
+    /// Which shared poll serves it.
+    fn key(&self) -> String {
+        match self {
+            Self::Queue(filter) => format!("queue {filter:?}"),
+            Self::Ticket(id) => format!("ticket {id}"),
+        }
+    }
 }
 
-struct Poller {
+/// What a poll last saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Not polled yet.
+    Nothing,
+    /// The page's version.
+    Version(String),
+    /// The ticket no longer exists: the streams end.
+    Gone,
+}
+
+/// The polls running, by [`Watch::key`].
+#[derive(Debug, Default)]
+pub(crate) struct Polls {
+    live: Mutex<HashMap<String, Arc<watch::Sender<Seen>>>>,
+}
+
+impl Polls {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<watch::Sender<Seen>>>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Under the lock, whether `ends` holds for the poll `sender` of `key`; if so, the poll is
+    /// taken out of the registry (no stream will subscribe to it again).
+    fn forget_if(
+        &self,
+        key: &str,
+        sender: &Arc<watch::Sender<Seen>>,
+        ends: impl FnOnce(&watch::Sender<Seen>) -> bool,
+    ) -> bool {
+        let mut live = self.lock();
+        if !ends(sender) {
+            return false;
+        }
+        if live.get(key).is_some_and(|s| Arc::ptr_eq(s, sender)) {
+            live.remove(key);
+        }
+        true
+    }
+}
+
+/// A receiver of `watch`'s poll, started if none runs.
+fn subscribe(app: &App, watch: &Watch) -> watch::Receiver<Seen> {
+    let key = watch.key();
+    let mut live = app.polls().lock();
+    if let Some(sender) = live.get(&key) {
+        return sender.subscribe();
+    }
+    let (sender, receiver) = watch::channel(Seen::Nothing);
+    let sender = Arc::new(sender);
+    live.insert(key.clone(), Arc::clone(&sender));
+    app.service().metrics().console_poll(true);
+    tokio::spawn(poll(app.clone(), watch.clone(), key, sender));
+    receiver
+}
+
+/// Polls `watch` every [`POLL`] and publishes each new version, until no stream listens (checked
+/// under the registry's lock, so a stream subscribing meanwhile is never left on an ended poll),
+/// the ticket is gone, or the server shuts down.
+async fn poll(app: App, watch: Watch, key: String, sender: Arc<watch::Sender<Seen>>) {
+    let mut ticker = interval(POLL);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut shutdown = app.shutdown();
+    loop {
+        let stopping = tokio::select! {
+            _ = ticker.tick() => *shutdown.borrow(),
+            changed = shutdown.changed() => changed.is_err() || *shutdown.borrow(),
+        };
+        if (stopping || sender.receiver_count() == 0)
+            && app
+                .polls()
+                .forget_if(&key, &sender, |s| stopping || s.receiver_count() == 0)
+        {
+            break;
+        }
+        let seen = match watch.version(&app).await {
+            Ok(version) => Seen::Version(version),
+            Err(Problem::NotFound) => Seen::Gone,
+            // Logged where it failed; the next poll tries again.
+            Err(_) => continue,
+        };
+        let gone = seen == Seen::Gone;
+        sender.send_if_modified(|last| {
+            let changed = *last != seen;
+            *last = seen;
+            changed
+        });
+        if gone {
+            app.polls().forget_if(&key, &sender, |_| true);
+            break;
+        }
+    }
+    app.service().metrics().console_poll(false);
+}
+
+struct Stream {
     app: App,
     who: Who,
-    watch: Watch,
+    seen: watch::Receiver<Seen>,
     shutdown: watch::Receiver<bool>,
-    ticker: tokio::time::Interval,
     last: Option<String>,
     checked: Instant,
     until: Instant,
 }
 
-impl Poller {
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.app.service().metrics().console_stream(false);
+    }
+}
+
+impl Stream {
     /// Whether the session or token that opened the stream still holds.
     async fn still_allowed(&self) -> bool {
         let service = self.app.service();
@@ -97,14 +212,31 @@ impl Poller {
             if *self.shutdown.borrow() || Instant::now() >= self.until {
                 return None;
             }
+            let seen = self.seen.borrow_and_update().clone();
+            match seen {
+                Seen::Gone => return None,
+                Seen::Version(version) if self.last.as_deref() != Some(version.as_str()) => {
+                    let first = self.last.is_none();
+                    self.last = Some(version.clone());
+                    let event = Event::default().event("change").data(version);
+                    return Some(if first { event.retry(RETRY) } else { event });
+                }
+                Seen::Version(_) | Seen::Nothing => {}
+            }
+            let wake = (self.checked + RECHECK).min(self.until);
             tokio::select! {
-                _ = self.ticker.tick() => {}
+                changed = self.seen.changed() => {
+                    // The poll ended: the server is stopping.
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
                 changed = self.shutdown.changed() => {
                     if changed.is_err() || *self.shutdown.borrow() {
                         return None;
                     }
-                    continue;
                 }
+                () = tokio::time::sleep_until(wake) => {}
             }
             if self.checked.elapsed() >= RECHECK {
                 self.checked = Instant::now();
@@ -112,39 +244,28 @@ impl Poller {
                     return None;
                 }
             }
-            match self.watch.version(&self.app).await {
-                Ok(version) => {
-                    if self.last.as_deref() != Some(version.as_str()) {
-                        let first = self.last.is_none();
-                        self.last = Some(version.clone());
-                        let event = Event::default().event("change").data(version);
-                        return Some(if first { event.retry(RETRY) } else { event });
-                    }
-                }
-                Err(Problem::NotFound) => return None,
-                // Logged where it failed; the next poll tries again.
-                Err(_) => {}
-            }
         }
     }
 }
 
-fn stream(app: App, who: Who, watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
-    let mut ticker = interval(POLL);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let poller = Poller {
+fn stream(
+    app: App,
+    who: Who,
+    watch: Watch,
+) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+    app.service().metrics().console_stream(true);
+    let stream = Stream {
+        seen: subscribe(&app, &watch),
         shutdown: app.shutdown(),
         app,
         who,
-        watch,
-        ticker,
         last: None,
         checked: Instant::now(),
         until: Instant::now() + LIFETIME,
     };
-    futures_util::stream::unfold(poller, |mut p| async move {
-        let event = p.next().await?;
-        Some((Ok(event), p))
+    futures_util::stream::unfold(stream, |mut s| async move {
+        let event = s.next().await?;
+        Some((Ok(event), s))
     })
 }
 

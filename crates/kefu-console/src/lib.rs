@@ -131,6 +131,8 @@ struct AppInner {
     _never: Option<watch::Sender<bool>>,
     /// The notice each session's next suggestions page shows (ok, text), keyed by its CSRF token.
     notices: Mutex<HashMap<String, (bool, String)>>,
+    /// The live pages' shared polls ([`events`]).
+    polls: events::Polls,
 }
 
 impl App {
@@ -144,6 +146,10 @@ impl App {
 
     pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn polls(&self) -> &events::Polls {
+        &self.inner.polls
     }
 
     /// Keeps `notice` for the session with this CSRF token's next page.
@@ -229,6 +235,7 @@ fn build(
             shutdown,
             _never: never,
             notices: Mutex::new(HashMap::new()),
+            polls: events::Polls::default(),
         }),
     };
     Router::new()

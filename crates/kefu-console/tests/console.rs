@@ -1024,6 +1024,115 @@ async fn the_event_streams_announce_changes_to_the_queue_and_to_a_ticket() {
     );
 }
 
+/// A gauge of the console's from the service's metrics.
+fn gauge(c: &Console, name: &str) -> f64 {
+    let text = c.service.metrics().encode();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Waits (bounded) until the two gauges read `streams` and `polls`.
+async fn gauges_reach(c: &Console, streams: f64, polls: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = (
+            gauge(c, "kefu_console_event_streams"),
+            gauge(c, "kefu_console_polls"),
+        );
+        if now == (streams, polls) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams and polls {now:?}, expected ({streams}, {polls})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn streams_of_one_page_share_one_poll_which_ends_with_its_last_stream() {
+    let c = Console::start().await;
+    c.staff("alice", StaffRole::Agent).await;
+    let u = user(1);
+    let id = c.escalate(&u, "user 1", "m1").await;
+    let (http, _) = c.login("alice").await;
+    gauges_reach(&c, 0.0, 0.0).await;
+
+    // Five staff on the queue, one on the ticket, one on the queue filtered.
+    let mut queues = Vec::new();
+    for _ in 0..5 {
+        let r = http.get(c.url("/events/queue")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        queues.push((r, String::new()));
+    }
+    let mut ticket = (
+        http.get(c.url(&format!("/events/tickets/{id}")))
+            .send()
+            .await
+            .unwrap(),
+        String::new(),
+    );
+    let mut filtered = (
+        http.get(c.url("/events/queue?state=queued"))
+            .send()
+            .await
+            .unwrap(),
+        String::new(),
+    );
+    let mut first = Vec::new();
+    for (r, buffer) in &mut queues {
+        first.push(
+            next_change(r, buffer, Duration::from_secs(5))
+                .await
+                .expect("a first event"),
+        );
+    }
+    assert!(first.iter().all(|v| *v == first[0]), "{first:?}");
+    let ticket_first = next_change(&mut ticket.0, &mut ticket.1, Duration::from_secs(5))
+        .await
+        .expect("a first event");
+    next_change(&mut filtered.0, &mut filtered.1, Duration::from_secs(5))
+        .await
+        .expect("a first event");
+    // Seven streams, three pages watched: three polls.
+    gauges_reach(&c, 7.0, 3.0).await;
+
+    // A change reaches every stream of the page, once.
+    c.escalate(&user(2), "user 2", "m2").await;
+    let mut changed = Vec::new();
+    for (r, buffer) in &mut queues {
+        changed.push(
+            next_change(r, buffer, Duration::from_secs(5))
+                .await
+                .expect("an event for the new ticket"),
+        );
+    }
+    assert!(
+        changed.iter().all(|v| *v == changed[0] && *v != first[0]),
+        "{first:?} then {changed:?}"
+    );
+    // One stream leaves; its page's poll goes on for the others.
+    let (gone, _) = queues.pop().unwrap();
+    drop(gone);
+    c.say(&u, "user 1", "m3", "还有人吗").await;
+    let line = next_change(&mut ticket.0, &mut ticket.1, Duration::from_secs(5))
+        .await
+        .expect("an event for the new line");
+    assert_ne!(line, ticket_first);
+    gauges_reach(&c, 6.0, 3.0).await;
+
+    // Everyone leaves: the streams notice at their next write (a change), the polls within a
+    // second of their last stream.
+    drop(queues);
+    drop(ticket);
+    drop(filtered);
+    c.escalate(&user(3), "user 3", "m4").await;
+    c.say(&u, "user 1", "m5", "在吗").await;
+    gauges_reach(&c, 0.0, 0.0).await;
+}
+
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
     let c = Console::start().await;

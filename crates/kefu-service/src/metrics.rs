@@ -137,6 +137,8 @@ pub struct Metrics {
     secrets: Family<PlatformLabel, Counter>,
     kb_reloads: Family<OutcomeLabel, Counter>,
     pruned: Family<TableLabel, Counter>,
+    console_streams: Gauge,
+    console_polls: Gauge,
     kb_info: Family<KbLabels, Gauge>,
     kb_intents: Gauge,
 }
@@ -171,6 +173,8 @@ impl Metrics {
             secrets: Family::default(),
             kb_reloads: Family::default(),
             pruned: Family::default(),
+            console_streams: Gauge::default(),
+            console_polls: Gauge::default(),
             kb_info: Family::default(),
             kb_intents: Gauge::default(),
         };
@@ -265,6 +269,16 @@ impl Metrics {
             "pruned_rows",
             "Rows housekeeping deleted after database.retention_days, per table: inbound_messages (handled), outbox (delivered or given up), dead_letters, bot_decisions",
             m.pruned.clone(),
+        );
+        registry.register(
+            "console_event_streams",
+            "The staff console's live-page event streams open now",
+            m.console_streams.clone(),
+        );
+        registry.register(
+            "console_polls",
+            "The staff console's database polls running now: one per page watched, shared by every stream watching it",
+            m.console_polls.clone(),
         );
         registry.register(
             "kb_reloads",
@@ -403,6 +417,16 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// A console event stream opened (`true`) or closed.
+    pub fn console_stream(&self, opened: bool) {
+        self.console_streams.inc_by(if opened { 1 } else { -1 });
+    }
+
+    /// A console poll started (`true`) or ended.
+    pub fn console_poll(&self, started: bool) {
+        self.console_polls.inc_by(if started { 1 } else { -1 });
     }
 
     /// What one housekeeping pass deleted.
