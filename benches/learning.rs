@@ -28,7 +28,9 @@
 //! [--min-cluster 3] [--complaints] [--budget 0.02] [--seed 0] [--oracle] [--svg docs/learning.svg]
 //! [--md FILE]`;
 //! `LEARNING_VERBOSE=1` also prints every estimate and how its sign agrees with the suggestion's
-//! real effect on the held-out half.
+//! real effect on the held-out half, every held-out message answered wrongly after a round (with
+//! its confidence), and how many held-out answers went to intents the KB's own held-out check had
+//! answered wrongly.
 
 #![allow(
     clippy::expect_used,
@@ -262,6 +264,7 @@ fn main() {
     let mut misses: Vec<Unanswered> = Vec::new();
     let mut precision = Precision::default();
     let mut diagnostics: Vec<[f32; 9]> = Vec::new();
+    let mut answers = Answers::default();
     for (r, batch) in traffic.chunks(a.round).enumerate() {
         let t = Instant::now();
         let mut handed_over = 0;
@@ -359,20 +362,48 @@ fn main() {
             seconds: t.elapsed().as_secs_f64(),
         };
         if verbose {
+            // The intents the KB's own held-out check answered wrongly at the policy's threshold:
+            // how many of the held-out half's answers, right and wrong, went to them.
+            let policy = engine.policy();
+            let flagged: std::collections::BTreeSet<&str> = engine
+                .validation()
+                .held_out
+                .iter()
+                .filter_map(|h| {
+                    let c = h.candidates.first()?;
+                    (h.out_of_scope < c.score
+                        && c.score >= policy.answer_threshold
+                        && h.intent.as_deref() != Some(c.intent.as_str()))
+                    .then_some(c.intent.as_str())
+                })
+                .collect();
             let (mut oos, mut inscope) = (0, 0);
             for (t, g) in &held_out {
                 let d = engine.decide(t);
-                if d.decision == DecisionKind::Answer {
-                    match g {
-                        None => oos += 1,
-                        Some(g) if d.intent.as_deref() != Some(g.as_str()) => inscope += 1,
-                        Some(_) => {}
-                    }
+                if d.decision != DecisionKind::Answer {
+                    continue;
                 }
+                let got = d.intent.as_deref().unwrap_or_default();
+                let to_flagged = usize::from(flagged.contains(got));
+                if g.as_deref() == Some(got) {
+                    answers.right += 1;
+                    answers.right_flagged += to_flagged;
+                    continue;
+                }
+                answers.wrong += 1;
+                answers.wrong_flagged += to_flagged;
+                match g {
+                    None => oos += 1,
+                    Some(_) => inscope += 1,
+                }
+                eprintln!(
+                    "    answered wrongly: {t:?} (gold {}) as {got} at {:.3}",
+                    g.as_deref().unwrap_or("out of scope"),
+                    d.candidates.first().map_or(0.0, |c| c.score)
+                );
             }
             eprintln!(
-                "  wrong answers: {oos} out of scope, {inscope} in scope; policy {:?}",
-                engine.policy()
+                "  wrong answers: {oos} out of scope, {inscope} in scope; policy {policy:?}; intents the KB's check answered wrongly: {flagged:?}"
             );
         }
         eprintln!(
@@ -432,6 +463,10 @@ fn main() {
             "labelled resolved > 0 and wrong <= 0: {k}, true resolved >= 0 and wrong <= 0: {ok}"
         );
         eprintln!(
+            "held-out answers after rounds 1 on: right {} ({} to intents the KB's check answered wrongly), wrong {} ({})",
+            answers.right, answers.right_flagged, answers.wrong, answers.wrong_flagged
+        );
+        eprintln!(
             "means: kb dU {:+.4} dR {:+.4} dT {:+.4}; labelled dU {:+.4} dR {:+.4} dW {:+.4}; truth dU {:+.4} dR {:+.4} dW {:+.4}",
             mean(0),
             mean(1),
@@ -467,6 +502,16 @@ fn main() {
         std::fs::write(path, chart(&rounds, &title)).expect("writing --svg");
         eprintln!("chart: {}", path.display());
     }
+}
+
+/// The held-out half's answers after each round (`LEARNING_VERBOSE`): right and wrong, and how
+/// many of each went to an intent the round's KB check had answered wrongly.
+#[derive(Default)]
+struct Answers {
+    right: usize,
+    right_flagged: usize,
+    wrong: usize,
+    wrong_flagged: usize,
 }
 
 fn kinds(m: &BTreeMap<SuggestionKind, usize>) -> String {
