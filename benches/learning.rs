@@ -371,10 +371,13 @@ fn main() {
                 .iter()
                 .filter_map(|h| {
                     let c = h.candidates.first()?;
-                    (h.out_of_scope < c.score
-                        && c.score >= policy.answer_threshold
-                        && h.intent.as_deref() != Some(c.intent.as_str()))
-                    .then_some(c.intent.as_str())
+                    let kind = policy.kind(
+                        Some(c.score),
+                        h.candidates.get(1).map(|second| second.score),
+                        h.out_of_scope,
+                    );
+                    (kind == DecisionKind::Answer && h.intent.as_deref() != Some(c.intent.as_str()))
+                        .then_some(c.intent.as_str())
                 })
                 .collect();
             let (mut oos, mut inscope) = (0, 0);

@@ -14,9 +14,13 @@ use chrono::{DateTime, Utc};
 use crate::error::{Result, db};
 use crate::ops::{Conn, dispatch, micros};
 
-/// Which inbound messages may go: received before the cut-off and finished.
-const INBOUND_DONE: &str =
-    "received_at < $1 AND (processed_at IS NOT NULL OR failed_at IS NOT NULL)";
+/// Which inbound messages may go: received before the cut-off (`$1`) and finished. A macro, so
+/// the queries below are built from one literal.
+macro_rules! inbound_done {
+    () => {
+        "received_at < $1 AND (processed_at IS NOT NULL OR failed_at IS NOT NULL)"
+    };
+}
 
 /// The ids of up to `limit` of the oldest finished inbound messages received before `before`. On
 /// PostgreSQL they are locked, skipping those another instance is pruning at the same time.
@@ -27,13 +31,17 @@ pub(crate) async fn old_inbound(
 ) -> Result<Vec<i64>> {
     dispatch!(conn, |c, pg| {
         let sql = if pg {
-            "SELECT id FROM inbound_messages WHERE received_at < $1 \
-             AND (processed_at IS NOT NULL OR failed_at IS NOT NULL) \
-             ORDER BY received_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            concat!(
+                "SELECT id FROM inbound_messages WHERE ",
+                inbound_done!(),
+                " ORDER BY received_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            )
         } else {
-            "SELECT id FROM inbound_messages WHERE received_at < $1 \
-             AND (processed_at IS NOT NULL OR failed_at IS NOT NULL) \
-             ORDER BY received_at, id LIMIT $2"
+            concat!(
+                "SELECT id FROM inbound_messages WHERE ",
+                inbound_done!(),
+                " ORDER BY received_at, id LIMIT $2"
+            )
         };
         sqlx::query_scalar(sql)
             .bind(micros(before))
@@ -60,8 +68,12 @@ pub(crate) async fn delete_inbound(
     let unlink_lines =
         format!("UPDATE transcript_lines SET inbound_id = NULL WHERE inbound_id IN ({list})");
     let unlink_misses = format!("UPDATE misses SET inbound_id = NULL WHERE inbound_id IN ({list})");
-    // The condition again: a row that changed since it was found is not deleted.
-    let delete = format!("DELETE FROM inbound_messages WHERE id IN ({list}) AND {INBOUND_DONE}");
+    // The condition again, in the statement itself: whatever ids it is given, this never deletes
+    // a message that is recent or still to be handled.
+    let delete = format!(
+        "DELETE FROM inbound_messages WHERE id IN ({list}) AND {}",
+        inbound_done!()
+    );
     dispatch!(conn, |c, pg| {
         sqlx::query(sqlx::AssertSqlSafe(unlink_lines))
             .execute(&mut *c)
